@@ -1,0 +1,146 @@
+"""fashion-convert: float Keras model -> full-integer int8 TFLite, then prove nothing was lost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import models
+
+DEFAULT_CALIBRATION = 1000  # chosen by measurement: see README, "Calibration size"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="fashion-convert",
+        description="Convert the float Keras model into a full-integer int8 TFLite model (int8 input and "
+        "output, integer-only ops), calibrated on a class-balanced set of training images; then evaluate "
+        "both files on the full test set and exit 1 if quantization cost more accuracy than allowed.",
+    )
+    p.add_argument("--model", type=Path, default=models.FLOAT_MODEL, help="float .keras model (default: shipped)")
+    p.add_argument("--output", type=Path, default=models.INT8_MODEL, help="int8 .tflite to write (default: shipped)")
+    p.add_argument("--check-only", action="store_true",
+                   help="convert nothing: evaluate and gate the existing --model / --output pair")
+    p.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION,
+                   help=f"calibration images, class-balanced, from the training set (default {DEFAULT_CALIBRATION})")
+    p.add_argument("--calibration-seed", type=int, default=0, help="which calibration images (default 0)")
+    p.add_argument("--calibration-study", metavar="SIZES",
+                   help="comma-separated sizes, e.g. 50,200,1000,5000: convert with each and print how accuracy "
+                   "moves; writes no model")
+    p.add_argument("--tolerance", type=float, default=0.3, help="most overall accuracy drop, points (default 0.3)")
+    p.add_argument("--class-tolerance", type=float, default=1.0,
+                   help="most accuracy drop of any one class, points (default 1.0)")
+    p.add_argument("--min-agreement", type=float, default=0.98,
+                   help="least share of test images on which float and int8 predict the same class (default 0.98)")
+    p.add_argument("--dataset", choices=["fashion", "mnist"], default="fashion", help="data set (default fashion)")
+    p.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test images only (0 = all)")
+    p.add_argument("--report", type=Path, default=Path("runs/convert-report.json"),
+                   help="where to write the JSON report (default runs/convert-report.json)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.model.is_file():
+        print(f"fashion-convert: float model not found: {args.model}", file=sys.stderr)
+        return 2
+    if args.check_only and not args.output.is_file():
+        print(f"fashion-convert: int8 model not found: {args.output}", file=sys.stderr)
+        return 2
+
+    from convert import evaluate
+    from train import data as data_mod
+
+    try:
+        data = data_mod.load(args.dataset)
+    except data_mod.DataNotFound as exc:
+        print(f"fashion-convert: {exc}", file=sys.stderr)
+        return 2
+    test_x, test_y = data.test.images, data.test.labels
+    if args.test_limit:
+        test_x, test_y = test_x[: args.test_limit], test_y[: args.test_limit]
+    tol = evaluate.Tolerances(args.tolerance, args.class_tolerance, args.min_agreement)
+
+    if args.calibration_study:
+        return calibration_study(args, data, test_x, test_y, tol)
+    calibration = None
+    if not args.check_only:
+        print(f"converting {args.model} with {args.calibration_size} calibration images ...", flush=True)
+        calibration = convert(args.model, args.output, data, args.calibration_size, args.calibration_seed)
+
+    print(f"evaluating both files on {len(test_y)} test images ...", flush=True)
+    report = evaluate.compare(args.model, args.output, test_x, test_y, tol)
+    print(evaluate.format_table(report))
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=2) + "\n")
+    if calibration is not None:
+        record(args, report, calibration, data)
+    return 0 if report["passed"] else 1
+
+
+def convert(model_path: Path, output: Path, data, size: int, seed: int) -> dict:
+    """Write the int8 file (and labels.txt beside it); return what the calibration set was."""
+    import keras
+    import numpy as np
+
+    from convert.quantize import calibration_indices, convert_int8
+
+    idx = calibration_indices(data.train.labels, size, seed)
+    model = keras.models.load_model(model_path, compile=False)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(".tmp")
+    tmp.write_bytes(convert_int8(model, data.train.images[idx]))
+    tmp.replace(output)
+    labels = output.parent / "labels.txt"
+    if not labels.exists():
+        shutil.copyfile(models.LABELS, labels)
+    return {"source": f"{data.source} (training split)", "size": int(len(idx)), "seed": seed,
+            "class_counts": np.bincount(data.train.labels[idx], minlength=10).tolist()}
+
+
+def record(args, report: dict, calibration: dict, data) -> None:
+    """The conversion's section of the model card beside the output."""
+    from convert.quantize import converter_version
+    from device import card
+
+    keep = ("images", "agreement", "drop_points", "largest_class_drop", "tolerances", "passed")
+    card.update(args.output.parent / "model_card.json", "conversion", {
+        "command": "fashion-convert " + " ".join(sys.argv[1:]),
+        "source_model": args.model.name, "source_sha256": card.sha256(args.model),
+        "converter": f"tensorflow {converter_version()} TFLiteConverter, full-integer int8, per-channel weights",
+        "calibration": calibration, "data_sha256": data.sha256,
+        "metrics": {**{k: report[k] for k in keep},
+                    "float": {k: report["float"][k] for k in ("accuracy", "per_class", "bytes")},
+                    "int8": {k: report["int8"][k] for k in ("accuracy", "per_class", "bytes")}},
+    })
+    print(f"wrote {args.output} and updated {args.output.parent / 'model_card.json'}")
+
+
+def calibration_study(args, data, test_x, test_y, tol) -> int:
+    """Convert with each calibration size into a scratch folder and tabulate the gate's figures."""
+    import tempfile
+
+    from convert import evaluate
+
+    sizes = [int(s) for s in args.calibration_study.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            out = Path(tmp) / f"cal{size}.tflite"
+            print(f"calibration size {size} ...", flush=True)
+            convert(args.model, out, data, size, args.calibration_seed)
+            r = evaluate.compare(args.model, out, test_x, test_y, tol)
+            rows.append((size, r))
+    print(f"{'size':>6} {'int8 %':>8} {'drop':>6} {'agree %':>8} {'worst class drop':>24}")
+    for size, r in rows:
+        w = r["largest_class_drop"]
+        print(f"{size:>6} {100 * r['int8']['accuracy']:>8.2f} {r['drop_points']:>6.2f} {100 * r['agreement']:>8.2f}"
+              f" {w['points']:>8.2f} {w['class']:<15}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

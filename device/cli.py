@@ -1,0 +1,247 @@
+"""classify-cam: classify garments from a camera, video, image or folder with the int8 model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A bad flag, a missing or broken model, a missing source: exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, not argparse's usage block
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def _roi(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--roi wants X,Y,WIDTH,HEIGHT in pixels, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError("--roi width and height must be positive")
+    return x, y, w, h
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    import models
+
+    p = _Parser(
+        prog="classify-cam",
+        description="Say what garment is in front of the camera (one of the ten Fashion-MNIST classes, or "
+        "'unknown'), frame by frame, with the int8 TFLite model and LiteRT or tflite-runtime. Also reads "
+        "videos, images, folders and globs. Prints one line per frame; --output appends JSON lines.",
+        epilog="Exit codes: 0 input processed (even with unreadable images), 2 usage or set-up error, 1 other "
+        "failure. A summary goes to stderr at the end.",
+    )
+    p.add_argument("--source", default="auto",
+                   help="auto (Pi camera, else camera 0), picamera, a camera index or /dev/videoN, a video file or "
+                   "stream URL, an image file, a folder (all images under it, sorted) or a quoted glob "
+                   "(default auto)")
+    p.add_argument("--model", type=Path, default=models.INT8_MODEL, help="the .tflite model (default: shipped int8)")
+    p.add_argument("--labels", type=Path,
+                   help="labels file, one per line in score order (default: labels.txt beside the model)")
+    p.add_argument("--output", type=Path, help="append one JSON object per frame to this file, flushed per line")
+    p.add_argument("--max-frames", type=_positive, help="stop after N frames")
+    p.add_argument("--threshold", type=_probability, default=0.5,
+                   help="below this confidence the label is 'unknown' (default 0.5)")
+    p.add_argument("--top-k", type=_positive, default=3, help="classes listed per frame (default 3)")
+    p.add_argument("--threads", type=_positive, help="interpreter threads (default: the runtime's choice)")
+    p.add_argument("--smooth", type=_positive, default=1,
+                   help="average the scores of the last N frames of a live source or video, so the label does not "
+                   "flicker (default 1: off)")
+    p.add_argument("--roi", type=_roi, help="X,Y,WIDTH,HEIGHT: crop this region of each frame first (a fixed camera "
+                   "over a packing table)")
+    p.add_argument("--background", type=Path,
+                   help="a picture of the empty scene from the same fixed camera: what differs from it is the garment")
+    p.add_argument("--show", action="store_true", help="show an annotated preview window (needs a display)")
+    p.add_argument("--dump-input", type=Path, metavar="DIR",
+                   help="save exactly what the model saw (28x28 PNG) for each frame into DIR")
+    p.add_argument("--camera-timeout", type=float, default=10.0,
+                   help="give up on a camera that delivers no fresh frame for this many seconds (default 10)")
+    p.add_argument("--doctor", action="store_true",
+                   help="check the runtime, model, labels and cameras, print what was found, and exit")
+    p.add_argument("--quiet", action="store_true", help="no per-frame lines on stdout (JSON and summary only)")
+    args = p.parse_args(argv)
+    if args.labels is None:
+        beside = args.model.parent / "labels.txt"
+        args.labels = beside if beside.is_file() else models.LABELS
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="classify-cam: %(message)s", stream=sys.stderr)
+    try:
+        if args.doctor:
+            from device.doctor import doctor
+
+            return doctor(args)
+        return run(args)
+    except UsageError as exc:
+        print(f"classify-cam: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # the last guard: one line, not a traceback
+        print(f"classify-cam: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAULT
+
+
+def setup(args):
+    """Model, source and settings, or UsageError naming what is wrong."""
+    from device import pipeline, sources
+    from device.runtime import ModelError, RuntimeMissing
+
+    try:
+        model = pipeline.Model(args.model, args.labels, args.threads)
+    except (ModelError, RuntimeMissing) as exc:
+        raise UsageError(str(exc)) from None
+    background = None
+    if args.background is not None:
+        try:
+            background = sources.read_image(args.background)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"--background {args.background}: {exc}") from None
+    try:
+        source = sources.open_source(args.source, args.camera_timeout)
+    except sources.SourceError as exc:
+        raise UsageError(str(exc)) from None
+    if isinstance(source, sources.ImageFiles) and len(source.paths) == 1:
+        try:  # a single image that cannot be read is a usage error, not a log line
+            sources.read_image(source.paths[0])
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"cannot read image {source.paths[0]}: {exc}") from None
+    settings = pipeline.Settings(args.threshold, args.top_k, args.smooth, args.roi, background, args.dump_input)
+    return model, source, settings
+
+
+class StopFlag:
+    """SIGTERM and the first Ctrl-C ask the loop to stop between frames, so no line is cut in half."""
+
+    def __init__(self):
+        self.stop = False
+        self._previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, _frame):
+        if self.stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: the user means it
+        self.stop = True
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run(args) -> int:
+    from device import pipeline, sources
+
+    model, source, settings = setup(args)
+    print(f"classify-cam: {model.runtime.name} {model.runtime.version}, model {model.path.name}, "
+          f"source {args.source}", file=sys.stderr)
+    labeller = pipeline.Labeller(model, settings, live=source.live or isinstance(source, sources.VideoCapture))
+    stats = pipeline.Stats()
+    log = open(args.output, "a", encoding="utf-8") if args.output else None
+    viewer = Viewer() if args.show else None
+    if args.dump_input:
+        args.dump_input.mkdir(parents=True, exist_ok=True)
+    stop = StopFlag()
+    status = EXIT_OK
+    try:
+        for index, frame in enumerate(source.frames()):
+            record, x = labeller(frame, index)
+            stats.add(record)
+            if log:
+                log.write(json.dumps(record) + "\n")  # one write per line, then flush: never half a line
+                log.flush()
+            if not args.quiet:
+                print(describe(record, stats), flush=True)
+            if args.dump_input and x is not None:
+                dump(args.dump_input, index, frame.source, record["label"], x)
+            if viewer:
+                viewer.show(frame.image, record, x)
+            if stop.stop or (args.max_frames and index + 1 >= args.max_frames):
+                break
+    except sources.CameraLost as exc:
+        print(f"classify-cam: {exc}", file=sys.stderr)
+        status = EXIT_FAULT
+    finally:
+        stop.restore()
+        source.close()
+        if log:
+            log.close()
+        print(stats.summary(), file=sys.stderr)
+    return status
+
+
+def describe(record: dict, stats) -> str:
+    if "error" in record:
+        return f"[{record['frame']}] {record['source']}: ERROR {record['error']}"
+    ms = sum(record["ms"].values())
+    return (f"[{record['frame']}] {record['source']}: {record['label']} {record['confidence']:.2f}  "
+            f"({ms:.1f} ms, {1000 / ms if ms else 0:.0f} fps)")
+
+
+def dump(folder: Path, index: int, source: str, label: str, x) -> None:
+    import cv2
+    import numpy as np
+
+    stem = Path(source).stem if "/" in source or "." in source else source.replace(":", "")
+    name = f"{index:06d}_{stem}_{label.replace('/', '-').replace(' ', '_')}.png"
+    cv2.imwrite(str(folder / name), np.round(x[..., 0] * 255).astype(np.uint8))
+
+
+class Viewer:
+    """An annotated preview window; turns itself off (once, with a message) where there is no display."""
+
+    def __init__(self):
+        self.on = True
+
+    def show(self, image, record, x) -> None:
+        if not self.on or image is None:
+            return
+        import cv2
+        import numpy as np
+
+        try:
+            bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            text = f"{record.get('label', 'error')} {record.get('confidence', 0):.2f}"
+            cv2.putText(bgr, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 255, 0), 2)
+            if x is not None:  # what the model saw, enlarged, in the corner
+                seen = cv2.resize(np.round(x[..., 0] * 255).astype(np.uint8), (112, 112),
+                                  interpolation=cv2.INTER_NEAREST)
+                bgr[-112:, -112:] = cv2.cvtColor(seen, cv2.COLOR_GRAY2BGR)[: bgr.shape[0], : bgr.shape[1]]
+            cv2.imshow("classify-cam", bgr)
+            cv2.waitKey(1)
+        except cv2.error as exc:
+            print(f"classify-cam: --show needs a display and OpenCV with GUI support ({str(exc).strip()[:80]}); "
+                  "continuing without a window", file=sys.stderr)
+            self.on = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""One function from any picture to the model's input: `prepare`.
+
+Training, calibration, evaluation and the camera all call it. A 28x28 image (or a batch of
+them) is taken as already in the dataset's look and only scaled. Anything larger is a photo
+or camera frame and is framed the way Fashion-MNIST's images were made from product photos:
+find the object, trim to it, negate (bright garment on black), stretch contrast, resize so the
+longest edge is 28 pixels, sharpen, and centre it by its bounding box.
+
+Frame convention: greyscale (H, W) uint8, or colour (H, W, 3) uint8 in RGB order. Sources
+convert to this (OpenCV reads BGR; picamera2's "XRGB8888" is B, G, R, X in memory).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from device.spec import IMAGE_SIZE, scale
+
+# Photos are framed on a copy whose longest edge is this many pixels: masks need no more
+# detail than that, and it keeps a 640x480 frame well under a millisecond per step.
+WORK_SIZE = 160
+# The object fills at most this many pixels of the 28 along its longest edge (the dataset's
+# objects touch the frame).
+FIT = IMAGE_SIZE
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 3) RGB or (H, W, 4) RGBA uint8 -> (H, W) uint8."""
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        return frame if frame.dtype == np.uint8 else np.clip(frame, 0, 255).astype(np.uint8)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return to_grey(frame[:, :, 0])
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_RGBA2GRAY)
+    raise ValueError(f"not an image: array of shape {frame.shape}")
+
+
+def crop(frame: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray:
+    """roi = (x, y, width, height) in frame pixels, clipped to the frame."""
+    if roi is None:
+        return frame
+    x, y, w, h = roi
+    out = frame[max(y, 0): y + h, max(x, 0): x + w]
+    if out.size == 0:
+        raise ValueError(f"--roi {x},{y},{w},{h} lies outside the {frame.shape[1]}x{frame.shape[0]} frame")
+    return out
+
+
+def _shrink(grey: np.ndarray) -> np.ndarray:
+    h, w = grey.shape
+    f = WORK_SIZE / max(h, w)
+    if f >= 1:
+        return grey
+    return cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def border_background(grey: np.ndarray) -> np.ndarray:
+    """The empty scene guessed from the picture's edges: a Coons patch spanning the four borders.
+
+    It follows light that falls off across the picture, which one border median cannot.
+    """
+    g = grey.astype(np.float32)
+    h, w = g.shape
+    top, bottom, left, right = g[0], g[-1], g[:, 0], g[:, -1]
+    v = np.linspace(0, 1, h)[:, None]  # (h, 1)
+    u = np.linspace(0, 1, w)[None, :]  # (1, w)
+    rows = (1 - v) * top[None, :] + v * bottom[None, :]
+    cols = (1 - u) * left[:, None] + u * right[:, None]
+    corners = ((1 - u) * (1 - v) * g[0, 0] + u * (1 - v) * g[0, -1]
+               + (1 - u) * v * g[-1, 0] + u * v * g[-1, -1])
+    return np.clip(rows + cols - corners, 0, 255).astype(np.uint8)
+
+
+def object_mask(grey: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
+    """uint8 mask (255 = object) of a (small) greyscale photo.
+
+    With a background picture of the empty scene the mask is what differs from it. Without
+    one, the background is interpolated from the picture's border (the garment is in the
+    middle of the picture), and Otsu's threshold splits what differs from it.
+    """
+    blur = cv2.GaussianBlur(grey, (5, 5), 0)
+    if background is not None:
+        diff = cv2.absdiff(blur, cv2.GaussianBlur(background, (5, 5), 0))
+    else:
+        diff = cv2.absdiff(blur, border_background(blur))
+    if diff.max() < 12:  # a flat picture: nothing stands out from the background
+        return np.zeros_like(diff)
+    # Otsu splits the strongest contrast, which on a light garment with dark print is the print
+    # alone; anything clearly above the border's own noise is object too.
+    otsu, _ = cv2.threshold(diff, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    edge = np.concatenate([diff[:2].ravel(), diff[-2:].ravel(), diff[:, :2].ravel(), diff[:, -2:].ravel()])
+    noise = 1.5 * float(np.percentile(edge, 95)) + 6
+    _, mask = cv2.threshold(diff, min(otsu, noise), 255, cv2.THRESH_BINARY)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+
+
+def main_object(mask: np.ndarray) -> np.ndarray:
+    """The largest outline, and any other at least a quarter its size (a shoe pair), filled solid.
+
+    Filling matters for light garments on light backgrounds, where only the edges differ.
+    """
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = np.zeros_like(mask)
+    if not contours:
+        return out
+    areas = [cv2.contourArea(c) for c in contours]
+    keep = [c for c, a in zip(contours, areas) if a >= max(areas) / 4]
+    return cv2.drawContours(out, keep, -1, 255, thickness=cv2.FILLED)
+
+
+def fit_to_frame(obj: np.ndarray) -> np.ndarray:
+    """A trimmed object (h, w) uint8 -> (28, 28) with its longest edge 28, centred by bounding box."""
+    h, w = obj.shape
+    f = FIT / max(h, w)
+    nh, nw = max(1, round(h * f)), max(1, round(w * f))
+    small = cv2.resize(obj, (nw, nh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    # Sharpen like the dataset did after resizing (unsharp mask).
+    small = cv2.addWeighted(small, 1.5, cv2.GaussianBlur(small, (3, 3), 0), -0.5, 0)
+    out = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    y, x = (IMAGE_SIZE - nh) // 2, (IMAGE_SIZE - nw) // 2
+    out[y: y + nh, x: x + nw] = small
+    return out
+
+
+def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = None) -> np.ndarray:
+    """A photo or camera frame -> (28, 28) uint8 in the dataset's look (bright object on black).
+
+    background: a frame of the empty scene, same size as `frame` (before the roi crop).
+    A frame where nothing stands out comes back all black.
+    """
+    grey = _shrink(to_grey(crop(frame, roi)))
+    bg = None
+    if background is not None:
+        bg = cv2.resize(to_grey(crop(background, roi)), grey.shape[::-1], interpolation=cv2.INTER_AREA)
+    mask = main_object(object_mask(grey, bg))
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    # Negate so a garment on a light background becomes bright on black, blank out the
+    # background, and stretch what is left to the full range like the dataset's images.
+    neg = (255 - grey[y0:y1, x0:x1]).astype(np.float32)
+    m = mask[y0:y1, x0:x1] > 0
+    lo, hi = np.percentile(neg[m], [1, 99])
+    obj = np.clip((neg - lo) / max(hi - lo, 1.0), 0, 1) * 205 + 50  # the garment never fades into black
+    obj = np.where(m, obj, 0).astype(np.uint8)
+    return fit_to_frame(obj)
+
+
+def is_dataset_image(image: np.ndarray) -> bool:
+    """True for a 28x28 image (or a batch of them) already in the model's look."""
+    shape = np.shape(image)
+    return shape[-2:] == (IMAGE_SIZE, IMAGE_SIZE) or shape[-3:] == (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+def prepare(image: np.ndarray, roi=None, background: np.ndarray | None = None) -> np.ndarray:
+    """Any picture (or a batch of 28x28 ones) -> float32 (..., 28, 28, 1) model input in [0, 1]."""
+    if roi is None and background is None and is_dataset_image(image):
+        return scale(image)
+    return scale(frame_photo(image, roi, background))

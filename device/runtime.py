@@ -1,0 +1,74 @@
+"""The one module that imports a TFLite runtime: LiteRT first, then tflite-runtime. Never TensorFlow.
+
+Everything else talks to the interpreter through the small NumPy adapters in device/classify.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class RuntimeMissing(RuntimeError):
+    """Neither ai-edge-litert nor tflite-runtime is installed."""
+
+
+class ModelError(RuntimeError):
+    """The model file is missing, corrupt, tampered with, or not one this device can run."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str  # "ai-edge-litert" or "tflite-runtime"
+    version: str
+    interpreter_class: type
+
+
+def find_runtime(prefer: str | None = None) -> Runtime:
+    """The first runtime that imports, in order LiteRT, tflite-runtime (or only `prefer`)."""
+    candidates = [("ai-edge-litert", _litert), ("tflite-runtime", _tflite_runtime)]
+    if prefer:
+        candidates = [c for c in candidates if c[0] == prefer]
+    errors = []
+    for name, loader in candidates:
+        try:
+            return loader()
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise RuntimeMissing("no TFLite runtime found (" + "; ".join(errors) + "); install the device extra: "
+                         "pip install '.[device]' (LiteRT) or '.[device-tflite]' (tflite-runtime)")
+
+
+def _litert() -> Runtime:
+    from ai_edge_litert import interpreter as mod
+
+    return Runtime("ai-edge-litert", _version("ai-edge-litert"), mod.Interpreter)
+
+
+def _tflite_runtime() -> Runtime:
+    from tflite_runtime import interpreter as mod
+
+    return Runtime("tflite-runtime", _version("tflite-runtime"), mod.Interpreter)
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runtime | None = None):
+    """Load and allocate a .tflite model once; raises ModelError with a readable reason."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ModelError(f"model not found: {model_path}")
+    runtime = runtime or find_runtime()
+    try:
+        interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[0]}") from None
+    return interpreter

@@ -1,0 +1,239 @@
+"""Where frames come from: image files, folders, globs, video files, streams, USB and Pi cameras.
+
+Every source yields Frame records: the picture as greyscale (H, W) or RGB (H, W, 3) uint8,
+or an error message for a file that could not be read. OpenCV's BGR is turned into RGB here,
+at the edge, so nothing downstream ever sees BGR.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+log = logging.getLogger("classify-cam")
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".gif"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".h264", ".mjpeg"}
+
+
+class SourceError(RuntimeError):
+    """The source does not exist or cannot be opened (a set-up error: exit code 2)."""
+
+
+class CameraLost(RuntimeError):
+    """A live camera stopped delivering frames and did not come back in time."""
+
+
+@dataclass
+class Frame:
+    source: str  # file path, or camera id
+    image: np.ndarray | None  # greyscale (H, W) or RGB (H, W, 3) uint8; None with an error
+    capture_ms: float
+    error: str | None = None
+
+
+class Source:
+    live = False  # live sources get smoothing and stall detection
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file -> RGB or greyscale uint8; ValueError with a reason when it cannot be read."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError("no such file")
+    if path.stat().st_size == 0:
+        raise ValueError("empty file")
+    data = np.fromfile(path, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("not a readable image (unknown format, truncated or corrupt)")
+    if image.dtype != np.uint8:  # 16-bit PNG/TIFF
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(int(image.max()), 1))
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+class ImageFiles(Source):
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def frames(self) -> Iterator[Frame]:
+        for path in self.paths:
+            t = time.perf_counter()
+            try:
+                image, error = read_image(path), None
+            except (ValueError, OSError) as exc:
+                image, error = None, str(exc)
+            yield Frame(str(path), image, (time.perf_counter() - t) * 1000, error)
+
+
+class VideoCapture(Source):
+    """A video file, stream URL or camera through OpenCV.
+
+    A live camera that stops delivering (read fails, or the same frame keeps coming back) is
+    reopened with exponential backoff; after `timeout` seconds without a fresh frame it raises
+    CameraLost rather than hanging or repeating the last picture.
+    """
+
+    STALE_REPEATS = 30  # identical frames in a row that mean the camera is frozen
+
+    def __init__(self, target, live: bool, timeout: float = 10.0, size=(640, 480)):
+        import cv2
+
+        self.target, self.live, self.timeout, self.size = target, live, timeout, size
+        self.name = f"camera:{target}" if live else str(target)
+        self.cap = self._open()
+        if not self.cap.isOpened():
+            raise SourceError(f"cannot open {'camera' if live else 'video'} {target}")
+        self._cv2 = cv2
+
+    def _open(self):
+        import cv2
+
+        cap = cv2.VideoCapture(self.target)
+        if self.live and cap.isOpened():
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of old ones
+        return cap
+
+    def frames(self) -> Iterator[Frame]:
+        previous, repeats = None, 0
+        while True:
+            t = time.perf_counter()
+            ok, bgr = self.cap.read()
+            if ok and self.live:
+                sample = bgr[::16, ::16].copy()
+                repeats = repeats + 1 if previous is not None and np.array_equal(sample, previous) else 0
+                previous = sample
+                ok = repeats < self.STALE_REPEATS
+            if not ok:
+                if not self.live:
+                    return  # end of the video file
+                self._recover()
+                previous, repeats = None, 0
+                continue
+            rgb = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)
+            yield Frame(self.name, rgb, (time.perf_counter() - t) * 1000)
+
+    def _recover(self) -> None:
+        """Reopen the camera with backoff until a frame comes, or give up after `timeout` seconds."""
+        deadline, delay = time.monotonic() + self.timeout, 0.1
+        while time.monotonic() < deadline:
+            log.warning("%s: no fresh frame; reopening in %.1f s", self.name, delay)
+            time.sleep(delay)
+            self.cap.release()
+            self.cap = self._open()
+            if self.cap.isOpened() and self.cap.grab():
+                return
+            delay = min(delay * 2, 2.0)
+        raise CameraLost(f"{self.name} delivered no fresh frame for {self.timeout:.0f} s; giving up")
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class PiCamera(Source):
+    """The Raspberry Pi camera through picamera2 (from apt: python3-picamera2), imported lazily.
+
+    We ask for a small YUV420 stream: its first plane (Y) is already the greyscale picture, so
+    no colour conversion is needed at all.
+    """
+
+    live = True
+
+    def __init__(self, size=(640, 480), index: int = 0):
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise SourceError(f"picamera2 is not available ({exc}); on a Pi: sudo apt install python3-picamera2 "
+                              "and make the virtual environment with --system-site-packages") from None
+        if not Picamera2.global_camera_info():
+            raise SourceError("no Raspberry Pi camera found")
+        self.name = f"picamera:{index}"
+        self.size = size
+        self.cam = Picamera2(index)
+        config = self.cam.create_video_configuration(main={"size": size, "format": "YUV420"}, buffer_count=2)
+        self.cam.configure(config)
+        self.cam.start()
+
+    def frames(self) -> Iterator[Frame]:
+        w, h = self.size
+        while True:
+            t = time.perf_counter()
+            yuv = self.cam.capture_array("main")  # (h * 3 / 2, stride) uint8
+            yield Frame(self.name, np.ascontiguousarray(yuv[:h, :w]), (time.perf_counter() - t) * 1000)
+
+    def close(self) -> None:
+        self.cam.stop()
+        self.cam.close()
+
+
+def picamera_available() -> bool:
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        return False
+    try:
+        return bool(Picamera2.global_camera_info())
+    except Exception:  # a broken libcamera install counts as no camera
+        return False
+
+
+def video_devices() -> list[str]:
+    return sorted(glob.glob("/dev/video*"))
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:]))
+
+
+def open_source(spec: str, camera_timeout: float = 10.0) -> Source:
+    """Turn a --source value into a Source; SourceError when there is nothing to read."""
+    if spec == "auto":
+        return PiCamera() if picamera_available() else VideoCapture(0, live=True, timeout=camera_timeout)
+    if spec == "picamera":
+        return PiCamera()
+    if spec.isdigit():
+        return VideoCapture(int(spec), live=True, timeout=camera_timeout)
+    if spec.startswith("/dev/video"):
+        if not os.path.exists(spec):
+            raise SourceError(f"no such camera: {spec}")
+        return VideoCapture(spec, live=True, timeout=camera_timeout)
+    if "://" in spec:
+        return VideoCapture(spec, live=spec.split("://")[0] in {"rtsp", "rtmp", "udp", "tcp"}, timeout=camera_timeout)
+    path = Path(spec)
+    if path.is_dir():
+        files = _images_under(path)
+        if not files:
+            raise SourceError(f"no images under {spec}")
+        return ImageFiles(files)
+    if path.is_file():
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            return VideoCapture(str(path), live=False)
+        return ImageFiles([path])
+    if any(c in spec for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not files:
+            raise SourceError(f"no files match {spec}")
+        return ImageFiles(files)
+    raise SourceError(f"no such source: {spec}")

@@ -1,0 +1,53 @@
+"""Shared fixtures: the real data set (skips, saying why, where it is absent) and one small trained model."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+REAL_PHOTOS = ROOT.parent / "shared" / "real-photos-dev"
+
+
+@pytest.fixture(scope="session")
+def fmnist():
+    from train import data
+
+    try:
+        return data.load("fashion", download=False)
+    except data.DataNotFound as exc:
+        pytest.skip(f"Fashion-MNIST is not installed here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, fmnist):
+    """A real, tiny training run: the tutorial CNN, 600 images, one epoch. Returns (run_dir, metrics).
+
+    The tutorial CNN, not the edge one: batch norm's running statistics need more than a
+    handful of steps before the model predicts well in inference mode.
+    """
+    from train import pipeline
+    from train.config import TrainConfig
+
+    run_dir = tmp_path_factory.mktemp("smoke-run")
+    cfg = TrainConfig(model="tutorial", epochs=1, limit=600, val_size=100, test_limit=300, batch_size=32,
+                      warmup_epochs=0)
+    metrics = pipeline.run(cfg, run_dir, verbose=0)
+    return run_dir, metrics
+
+
+@pytest.fixture(scope="session")
+def test_images(fmnist):
+    """The first 200 test images and labels (uint8)."""
+    return fmnist.test.images[:200], fmnist.test.labels[:200]
+
+
+def make_jpeg(path: Path, image: np.ndarray) -> Path:
+    """Write an RGB or grey uint8 array as an image file (OpenCV wants BGR)."""
+    import cv2
+
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    assert cv2.imwrite(str(path), bgr)
+    return path

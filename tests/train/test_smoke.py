@@ -1,0 +1,60 @@
+"""One real end-to-end training run on a few hundred images (the session's smoke_run fixture)."""
+
+import json
+
+import numpy as np
+
+from device.spec import CLASS_NAMES
+from train import reports
+
+RUN_FILES = ["config.json", "metrics.json", "history.json", "model.keras", "confusion.png", "confused_pairs.png",
+             "curves.png", "filters.png", "bias.txt"]
+
+
+def test_run_folder_has_every_report(smoke_run):
+    run_dir, metrics = smoke_run
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert set(saved["classes"]) == set(CLASS_NAMES)
+    assert len(saved["bias"]) == 10 and len(saved["confusion"]) == 10
+    assert sum(map(sum, saved["confusion"])) == 300  # test_limit
+    assert 0.0 <= saved["accuracy"] <= 1.0 and saved["epochs_run"] == 1
+
+
+def test_smoke_model_learned_something(smoke_run):
+    # One epoch on 500 images is far from good, but far above chance (10%).
+    assert smoke_run[1]["accuracy"] > 0.3
+
+
+def test_bias_table_flags_a_class_predicted_too_often():
+    y_true = np.repeat(np.arange(10), 10)
+    y_pred = y_true.copy()
+    y_pred[:30] = 8  # thirty images of T-shirt, Trouser, Pullover called "Bag"
+    rows = {r["class"]: r for r in reports.bias_table(y_true, y_pred)}
+    assert rows["Bag"]["predicted"] == 40 and rows["Bag"]["flagged"]
+    assert not any(r["flagged"] for name, r in rows.items() if name != "Bag")
+    assert "over-predicted" in reports.format_bias(list(rows.values()))
+
+
+def test_hardest_pairs_are_sorted():
+    cm = np.eye(10, dtype=int) * 50
+    cm[6, 0], cm[4, 2], cm[9, 7] = 9, 4, 6
+    pairs = reports.hardest_pairs(cm, k=3)
+    assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [
+        ("Shirt", "T-shirt/top", 9), ("Ankle boot", "Sneaker", 6), ("Coat", "Pullover", 4)]
+
+
+def test_same_command_same_weights(tmp_path, fmnist):
+    """Fixed seeds and op determinism: two runs of one config give identical weights."""
+    import keras
+
+    from train import pipeline
+    from train.config import TrainConfig
+
+    cfg = TrainConfig(model="edge", epochs=1, limit=300, val_size=100, test_limit=100, batch_size=64)
+    for name in ("a", "b"):
+        pipeline.run(cfg, tmp_path / name, verbose=0)
+    a = keras.models.load_model(tmp_path / "a" / "model.keras").get_weights()
+    b = keras.models.load_model(tmp_path / "b" / "model.keras").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))

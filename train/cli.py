@@ -1,0 +1,101 @@
+"""fashion-train: train a model on Fashion-MNIST and write a run folder of reports."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+from dataclasses import fields
+
+from train.config import TrainConfig
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="fashion-train",
+        description="Train the edge CNN (or a baseline) on Fashion-MNIST. Each run writes a folder with "
+        "the model, its config, metrics, per-class scores, confusion matrix, hardest pairs, prediction "
+        "bias, training curves and first-layer filters.",
+    )
+    defaults = TrainConfig()
+    p.add_argument("--config", help="start from a saved config.json (a run folder's) instead of the defaults")
+    p.add_argument("--model", choices=["edge", "tutorial", "dense"], help=f"network (default {defaults.model})")
+    p.add_argument("--dataset", choices=["fashion", "mnist"], help=f"data set (default {defaults.dataset})")
+    p.add_argument("--epochs", type=int, help=f"most epochs; early stopping may end sooner (default {defaults.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"(default {defaults.batch_size})")
+    p.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {defaults.learning_rate})")
+    p.add_argument("--warmup-epochs", type=int, help=f"(default {defaults.warmup_epochs})")
+    p.add_argument("--weight-decay", type=float, help=f"(default {defaults.weight_decay})")
+    p.add_argument("--val-size", type=int, help=f"validation images held out (default {defaults.val_size})")
+    p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {defaults.patience})")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation (default on)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, help="horizontal flips (default on)")
+    p.add_argument("--shift", type=float, help=f"max shift, fraction of the width (default {defaults.shift})")
+    p.add_argument("--rotate", type=float, help=f"max rotation, fraction of a turn (default {defaults.rotate})")
+    p.add_argument("--zoom", type=float, help=f"max zoom (default {defaults.zoom})")
+    p.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
+    p.add_argument("--limit", type=int, help="train on the first N images only (quick checks)")
+    p.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
+    p.add_argument("--out-dir", help=f"parent of the run folders (default {defaults.out_dir})")
+    p.add_argument("--run-dir", help="exact run folder to write (default OUT_DIR/<time>-<model>)")
+    p.add_argument("--ship", action="store_true",
+                   help="copy the trained model to models/fashion_float.keras and record it in the model card")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(cfg, f.name, value)
+    return cfg
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"fashion-train: bad --config: {exc}", file=sys.stderr)
+        return 2
+
+    from train import data as data_mod
+    from train import pipeline
+
+    try:
+        metrics = pipeline.run(cfg, args.run_dir, verbose=2 if args.quiet or not sys.stdout.isatty() else 1)
+    except data_mod.DataNotFound as exc:
+        print(f"fashion-train: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fashion-train: interrupted", file=sys.stderr)
+        return 130
+    if args.ship:
+        ship(cfg, metrics, argv)
+    return 0
+
+
+def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
+    """Copy the run's model into models/ and record how it was made in the model card."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import models
+    from device import card
+
+    run_dir = Path(metrics["run_dir"])
+    shutil.copyfile(run_dir / "model.keras", models.FLOAT_MODEL)
+    command = "fashion-train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    keep = ("accuracy", "classes", "hardest_pairs", "params", "epochs_run", "train_seconds", "val_accuracy")
+    card.update(models.CARD, "training", {
+        "command": command, "config": asdict(cfg), "data_source": metrics["data_source"],
+        "data_sha256": metrics["data_sha256"], "metrics": {k: metrics[k] for k in keep},
+    })
+    print(f"shipped {models.FLOAT_MODEL} and updated {models.CARD}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The one training config: defaults here, flags override them, a copy is saved in each run folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    model: str = "edge"  # edge | tutorial | dense (train/models.py)
+    dataset: str = "fashion"  # fashion | mnist
+    epochs: int = 20  # upper bound; early stopping may end sooner
+    batch_size: int = 128
+    learning_rate: float = 2e-3  # peak of the warm-up + cosine schedule (Adam)
+    warmup_epochs: int = 1  # linear warm-up from 0 to learning_rate
+    weight_decay: float = 4e-3  # AdamW decoupled weight decay (Keras default)
+    val_size: int = 5000  # held out from the 60k training images, class-balanced
+    patience: int = 5  # early stopping on val accuracy, best weights restored
+    augment: bool = True  # flip + small shifts/rotations/zoom (measured in README)
+    flip: bool = True  # horizontal flip: garments are left-right symmetric
+    shift: float = 0.08  # max translation, fraction of 28 px (about 2 px)
+    rotate: float = 0.02  # max rotation, fraction of a full turn (about 7 degrees)
+    zoom: float = 0.05  # max zoom in or out
+    seed: int = 42  # python, numpy and TF seeds; op determinism is on
+    limit: int = 0  # train on the first N training images only (0 = all); smoke tests
+    test_limit: int = 0  # evaluate on the first N test images only (0 = all)
+    out_dir: str = "runs"  # each run writes out_dir/<time>-<model>/
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        values = json.loads(Path(path).read_text())
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**values)

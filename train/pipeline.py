@@ -1,0 +1,149 @@
+"""The training recipe, top to bottom: seeds, data, model, fit, evaluate, report."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from device.preprocess import prepare
+from device.spec import CLASS_NAMES
+from train import data as data_mod
+from train import reports
+from train.config import TrainConfig
+
+
+def split_validation(images, labels, val_size: int, seed: int):
+    """Class-balanced hold-out: val_size // 10 images of each class, chosen by seed."""
+    rng = np.random.default_rng(seed)
+    per_class = val_size // len(CLASS_NAMES)
+    val_idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
+                              for c in range(len(CLASS_NAMES))])
+    mask = np.zeros(len(labels), bool)
+    mask[val_idx] = True
+    return (images[~mask], labels[~mask]), (images[mask], labels[mask])
+
+
+def strategy():
+    """The default strategy on a CPU or one GPU; MirroredStrategy when several GPUs are visible.
+
+    Moving to several machines is then a matter of setting TF_CONFIG and choosing
+    MultiWorkerMirroredStrategy here, not of rewriting the recipe.
+    """
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def augmenter(cfg: TrainConfig):
+    """Random flips, shifts, rotations and zoom; active only while training."""
+    import keras
+    from keras import layers
+
+    steps = []
+    if cfg.flip:
+        steps.append(layers.RandomFlip("horizontal", seed=cfg.seed))
+    if cfg.shift:
+        steps.append(layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="constant", seed=cfg.seed + 1))
+    if cfg.rotate:
+        steps.append(layers.RandomRotation(cfg.rotate, fill_mode="constant", seed=cfg.seed + 2))
+    if cfg.zoom:
+        steps.append(layers.RandomZoom(cfg.zoom, fill_mode="constant", seed=cfg.seed + 3))
+    return keras.Sequential(steps, name="augment")
+
+
+def compile_model(model, cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    total = max(cfg.epochs * steps_per_epoch, 1)
+    warmup = min(cfg.warmup_epochs * steps_per_epoch, total - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=total - warmup, alpha=0.01,
+        warmup_target=cfg.learning_rate, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "auto") -> dict:
+    """Train one model per cfg, write its run folder, and return the metrics dict."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from train.models import build
+
+    keras.utils.set_random_seed(cfg.seed)
+    tf.config.experimental.enable_op_determinism()  # same command, same weights
+
+    # Data: uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], the device's own scaling.
+    data = data_mod.load(cfg.dataset)
+    images, labels = data.train.images, data.train.labels
+    if cfg.limit:
+        images, labels = images[: cfg.limit], labels[: cfg.limit]
+    (x_tr, y_tr), (x_val, y_val) = split_validation(images, labels, min(cfg.val_size, len(labels) // 5), cfg.seed)
+    test_images, y_test = data.test.images, data.test.labels
+    if cfg.test_limit:
+        test_images, y_test = test_images[: cfg.test_limit], y_test[: cfg.test_limit]
+    x_tr, x_val, x_test = prepare(x_tr), prepare(x_val), prepare(test_images)
+
+    run_dir = Path(run_dir or Path(cfg.out_dir) / f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.json")
+    print(f"run folder: {run_dir}\ndata: {data.source}  train {len(x_tr)}  val {len(x_val)}  test {len(x_test)}",
+          flush=True)
+
+    # Model: the shipped network is `model`; augmentation wraps it only for training.
+    steps = int(np.ceil(len(x_tr) / cfg.batch_size))
+    with strategy().scope():
+        model = build(cfg.model)
+        trainer = keras.Sequential([augmenter(cfg), model]) if cfg.augment else model
+        compile_model(trainer, cfg, steps)
+    model.summary(print_fn=lambda s, **_: print(s))
+
+    callbacks = [keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, restore_best_weights=True,
+                                               verbose=1)]
+    t0 = time.time()
+    history = trainer.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                          shuffle=True, callbacks=callbacks, verbose=verbose)
+    train_seconds = time.time() - t0
+
+    # Evaluate on the untouched test set and write the reports.
+    scores = model.predict(x_test, batch_size=512, verbose=0)
+    y_pred = scores.argmax(1)
+    metrics = evaluate_and_report(run_dir, test_images, y_test, y_pred, title=f"{cfg.model} on {cfg.dataset} test")
+    metrics.update(model=cfg.model, params=int(model.count_params()), epochs_run=len(history.history["loss"]),
+                   train_seconds=round(train_seconds, 1), data_source=data.source, data_sha256=data.sha256,
+                   val_accuracy=float(max(history.history["val_accuracy"])), run_dir=str(run_dir))
+    reports.write_json(metrics, run_dir / "metrics.json")
+    reports.write_json(history.history, run_dir / "history.json")
+    reports.plot_curves(history.history, run_dir / "curves.png")
+    first_conv = next((layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)), None)
+    if first_conv is not None:
+        reports.plot_filters(np.asarray(first_conv.kernel), run_dir / "filters.png")
+    model.save(run_dir / "model.keras")
+    print(f"test accuracy {metrics['accuracy']:.4f}  ({metrics['params']} parameters, "
+          f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)\nwrote {run_dir}", flush=True)
+    return metrics
+
+
+def evaluate_and_report(run_dir: Path, images, y_true, y_pred, title: str) -> dict:
+    """Per-class scores, confusion matrix, hardest pairs and bias table into run_dir; returns them."""
+    report = reports.per_class(y_true, y_pred)
+    cm = reports.confusion(y_true, y_pred)
+    pairs = reports.hardest_pairs(cm)
+    bias = reports.bias_table(y_true, y_pred)
+    reports.plot_confusion(cm, run_dir / "confusion.png", title=title)
+    reports.plot_pairs(pairs, images, y_true, y_pred, run_dir / "confused_pairs.png")
+    (run_dir / "bias.txt").write_text(reports.format_bias(bias) + "\n")
+    print(reports.format_per_class(report))
+    print("most confused:", ", ".join(f"{p['true']}->{p['predicted']} {p['count']}" for p in pairs))
+    print(reports.format_bias(bias))
+    return {**report, "confusion": cm.tolist(), "hardest_pairs": pairs, "bias": bias,
+            "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
