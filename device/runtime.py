@@ -5,6 +5,9 @@ Everything else talks to the interpreter through the small NumPy adapters in dev
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +70,23 @@ def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runt
         raise ModelError(f"model not found: {model_path}")
     runtime = runtime or find_runtime()
     try:
-        interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with _quiet_stderr():  # the runtime's C++ "INFO: Created ... delegate" chatter
+            interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[0]}") from None
     return interpreter
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 for a moment; what matters comes back as the exception's message."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

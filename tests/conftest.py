@@ -23,7 +23,7 @@ def fmnist():
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, fmnist):
-    """A real, tiny training run: the tutorial CNN, 600 images, one epoch. Returns (run_dir, metrics).
+    """A real, tiny training run: the tutorial CNN, 1,000 images, one epoch. Returns (run_dir, metrics).
 
     The tutorial CNN, not the edge one: batch norm's running statistics need more than a
     handful of steps before the model predicts well in inference mode.
@@ -32,7 +32,7 @@ def smoke_run(tmp_path_factory, fmnist):
     from train.config import TrainConfig
 
     run_dir = tmp_path_factory.mktemp("smoke-run")
-    cfg = TrainConfig(model="tutorial", epochs=1, limit=600, val_size=100, test_limit=300, batch_size=32,
+    cfg = TrainConfig(model="tutorial", epochs=1, limit=1200, val_size=200, test_limit=300, batch_size=32,
                       warmup_epochs=0)
     metrics = pipeline.run(cfg, run_dir, verbose=0)
     return run_dir, metrics

@@ -1,0 +1,173 @@
+"""classify-cam as a user runs it: a real process, real files, the real runtime."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from device.demo import render_photo
+from tests.conftest import ROOT, make_jpeg
+from tests.device.test_sources import write_video
+
+SCHEMA = {"source", "frame", "time", "label", "confidence", "top", "ms"}
+
+
+def cam(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "device.cli", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def photo_folder(tmp_path, test_images):
+    images, _ = test_images
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        make_jpeg(folder / f"{i}.jpg", render_photo(images[i], seed=i))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (folder / "empty.png").write_bytes(b"")
+    return folder
+
+
+def test_folder_gives_one_json_line_per_image(photo_folder, int8_model, tmp_path):
+    out = tmp_path / "log.jsonl"
+    r = cam("--source", photo_folder, "--model", int8_model, "--output", out)
+    assert r.returncode == 0, r.stderr
+    lines = read_jsonl(out)
+    assert [line["frame"] for line in lines] == list(range(6))
+    good = [line for line in lines if "error" not in line]
+    bad = [line for line in lines if "error" in line]
+    assert len(good) == 4 and len(bad) == 2
+    for line in good:
+        assert SCHEMA <= set(line)
+        assert line["time"].endswith("Z") and "T" in line["time"]
+        assert set(line["ms"]) == {"capture", "preprocess", "infer"}
+        assert len(line["top"]) == 3 and line["top"][0][1] == line["confidence"]
+    for line in bad:
+        assert {"source", "frame", "time", "error"} <= set(line) and "label" not in line
+    assert "summary: 6 frames (2 unreadable)" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_output_appends(photo_folder, int8_model, tmp_path):
+    out = tmp_path / "log.jsonl"
+    for _ in range(2):
+        assert cam("--source", photo_folder / "0.jpg", "--model", int8_model, "--output", out).returncode == 0
+    assert len(read_jsonl(out)) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "/no/such/folder"], "no such source"),
+    (["--source", "{photos}/broken.jpg"], "cannot read image"),
+    (["--model", "/no/model.tflite"], "model not found"),
+    (["--model", "{photos}/0.jpg", "--labels", "{labels}"], "cannot load model"),
+    (["--frobnicate"], "unrecognized arguments"),
+    (["--threshold", "7"], "between 0 and 1"),
+    (["--roi", "1,2,3"], "X,Y,WIDTH,HEIGHT"),
+])
+def test_usage_errors_exit_2_with_one_line(args, message, photo_folder, int8_model):
+    args = [a.format(photos=photo_folder, labels=int8_model.parent / "labels.txt") for a in args]
+    if "--model" not in args:
+        args += ["--model", str(int8_model)]
+    if "--source" not in args:
+        args += ["--source", str(photo_folder)]
+    r = cam(*args)
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_labels_must_match_the_model(photo_folder, int8_model, tmp_path):
+    (tmp_path / "nine.txt").write_text("\n".join("abcdefghi"))
+    r = cam("--source", photo_folder, "--model", int8_model, "--labels", tmp_path / "nine.txt")
+    assert r.returncode == 2 and "10 scores but there are 9 labels" in r.stderr
+
+
+def test_tampered_model_is_refused(photo_folder, int8_model, tmp_path):
+    import shutil
+
+    from device import card
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copyfile(int8_model, folder / "model.tflite")
+    shutil.copyfile(int8_model.parent / "labels.txt", folder / "labels.txt")
+    card.update(folder / "model_card.json", "conversion", {})
+    assert cam("--source", photo_folder, "--model", folder / "model.tflite").returncode == 0
+    with open(folder / "model.tflite", "r+b") as f:  # flip one byte of the weights
+        f.seek(-100, 2)
+        b = f.read(1)
+        f.seek(-100, 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+    r = cam("--source", photo_folder, "--model", folder / "model.tflite")
+    assert r.returncode == 2 and "sha256" in r.stderr
+
+
+def test_model_with_the_wrong_input_is_refused(tmp_path, photo_folder):
+    import keras
+    import tensorflow as tf
+
+    colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    (tmp_path / "colour.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(colour).convert())
+    r = cam("--source", photo_folder, "--model", tmp_path / "colour.tflite", "--labels", ROOT / "models/labels.txt")
+    assert r.returncode == 2 and "single-channel" in r.stderr
+
+
+def test_video_max_frames_smooth_and_dump(tmp_path, int8_model):
+    video = write_video(tmp_path / "v.avi", frames=20)
+    out, dump = tmp_path / "v.jsonl", tmp_path / "seen"
+    r = cam("--source", video, "--model", int8_model, "--output", out, "--max-frames", 7, "--smooth", 3,
+            "--dump-input", dump, "--top-k", 2)
+    assert r.returncode == 0, r.stderr
+    lines = read_jsonl(out)
+    assert len(lines) == 7 and all(len(line["top"]) == 2 for line in lines)
+    pngs = sorted(dump.glob("*.png"))
+    assert len(pngs) == 7
+    import cv2
+
+    assert cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED).shape == (28, 28)
+
+
+def test_threshold_turns_low_confidence_into_unknown(photo_folder, int8_model, tmp_path):
+    out = tmp_path / "t.jsonl"
+    assert cam("--source", photo_folder, "--model", int8_model, "--threshold", 1.0, "--output", out).returncode == 0
+    assert {line["label"] for line in read_jsonl(out) if "label" in line} == {"unknown"}
+
+
+def test_sigterm_leaves_only_whole_lines(tmp_path, int8_model):
+    video = write_video(tmp_path / "long.avi", frames=400)
+    out = tmp_path / "long.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "device.cli", "--source", str(video), "--model", str(int8_model),
+                             "--output", str(out), "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and (not out.exists() or out.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    text = out.read_text()
+    assert text.endswith("\n")
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert 0 < len(lines) < 400 and "summary:" in err
+
+
+def test_doctor(int8_model):
+    r = cam("--doctor", "--model", int8_model)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ai-edge-litert" in r.stdout or "tflite-runtime" in r.stdout
+    assert "int8 [1, 28, 28, 1]" in r.stdout and "OK" in r.stdout
+
+
+def test_help_explains_every_contract_flag():
+    r = cam("--help")
+    for flag in ["--source", "--model", "--labels", "--output", "--max-frames", "--threshold", "--top-k", "--threads",
+                 "--smooth", "--roi", "--background", "--show", "--dump-input", "--doctor"]:
+        assert flag in r.stdout
