@@ -50,6 +50,12 @@ def crop(frame: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray
     return out
 
 
+def _percentiles(values: np.ndarray, qs) -> list[int]:
+    """Percentiles of uint8 values from their histogram: far cheaper than sorting them."""
+    cdf = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    return [int(np.searchsorted(cdf, q / 100 * cdf[-1])) for q in qs]
+
+
 def _shrink(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     f = WORK_SIZE / max(h, w)
@@ -65,13 +71,12 @@ def border_background(grey: np.ndarray) -> np.ndarray:
     """
     g = grey.astype(np.float32)
     h, w = g.shape
-    top, bottom, left, right = g[0], g[-1], g[:, 0], g[:, -1]
-    v = np.linspace(0, 1, h)[:, None]  # (h, 1)
-    u = np.linspace(0, 1, w)[None, :]  # (1, w)
-    rows = (1 - v) * top[None, :] + v * bottom[None, :]
-    cols = (1 - u) * left[:, None] + u * right[:, None]
-    corners = ((1 - u) * (1 - v) * g[0, 0] + u * (1 - v) * g[0, -1]
-               + (1 - u) * v * g[-1, 0] + u * v * g[-1, -1])
+    v = np.linspace(0, 1, h, dtype=np.float32)[:, None]  # (h, 1)
+    u = np.linspace(0, 1, w, dtype=np.float32)[None, :]  # (1, w)
+    top, bottom, left, right = g[:1], g[-1:], g[:, :1], g[:, -1:]
+    rows = top + v * (bottom - top)  # (h, w): top edge fading into bottom edge
+    cols = left + u * (right - left)  # (h, w): left edge fading into right edge
+    corners = (1 - v) * (g[0, 0] + u * (g[0, -1] - g[0, 0])) + v * (g[-1, 0] + u * (g[-1, -1] - g[-1, 0]))
     return np.clip(rows + cols - corners, 0, 255).astype(np.uint8)
 
 
@@ -93,7 +98,7 @@ def object_mask(grey: np.ndarray, background: np.ndarray | None = None) -> np.nd
     # alone; anything clearly above the border's own noise is object too.
     otsu, _ = cv2.threshold(diff, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     edge = np.concatenate([diff[:2].ravel(), diff[-2:].ravel(), diff[:, :2].ravel(), diff[:, -2:].ravel()])
-    noise = 1.5 * float(np.percentile(edge, 95)) + 6
+    noise = 1.5 * _percentiles(edge, [95])[0] + 6
     _, mask = cv2.threshold(diff, min(otsu, noise), 255, cv2.THRESH_BINARY)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
@@ -139,16 +144,16 @@ def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = Non
     if background is not None:
         bg = cv2.resize(to_grey(crop(background, roi)), grey.shape[::-1], interpolation=cv2.INTER_AREA)
     mask = main_object(object_mask(grey, bg))
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
+    x0, y0, w, h = cv2.boundingRect(mask)
+    if w == 0:
         return np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    y1, x1 = y0 + h, x0 + w
     # Negate so a garment on a light background becomes bright on black, blank out the
     # background, and stretch what is left to the full range like the dataset's images.
-    neg = (255 - grey[y0:y1, x0:x1]).astype(np.float32)
+    neg = 255 - grey[y0:y1, x0:x1]
     m = mask[y0:y1, x0:x1] > 0
-    lo, hi = np.percentile(neg[m], [1, 99])
-    obj = np.clip((neg - lo) / max(hi - lo, 1.0), 0, 1) * 205 + 50  # the garment never fades into black
+    lo, hi = _percentiles(neg[m], [1, 99])
+    obj = np.clip((neg.astype(np.float32) - lo) / max(hi - lo, 1), 0, 1) * 205 + 50  # never fades into black
     obj = np.where(m, obj, 0).astype(np.uint8)
     return fit_to_frame(obj)
 

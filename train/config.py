@@ -11,18 +11,18 @@ from pathlib import Path
 class TrainConfig:
     model: str = "edge"  # edge | tutorial | dense (train/models.py)
     dataset: str = "fashion"  # fashion | mnist
-    epochs: int = 20  # upper bound; early stopping may end sooner
+    epochs: int = 24  # upper bound; early stopping may end sooner
     batch_size: int = 128
     learning_rate: float = 2e-3  # peak of the warm-up + cosine schedule (Adam)
     warmup_epochs: int = 1  # linear warm-up from 0 to learning_rate
     weight_decay: float = 4e-3  # AdamW decoupled weight decay (Keras default)
     val_size: int = 5000  # held out from the 60k training images, class-balanced
     patience: int = 5  # early stopping on val accuracy, best weights restored
-    augment: bool = True  # flip + small shifts/rotations/zoom (measured in README)
+    augment: bool = True  # flip + small shifts by default (measured: see README)
     flip: bool = True  # horizontal flip: garments are left-right symmetric
-    shift: float = 0.08  # max translation, fraction of 28 px (about 2 px)
-    rotate: float = 0.02  # max rotation, fraction of a full turn (about 7 degrees)
-    zoom: float = 0.05  # max zoom in or out
+    shift: float = 0.06  # max translation, fraction of 28 px (about 1.7 px)
+    rotate: float = 0.0  # max rotation, fraction of a turn; 0.02 (7 degrees) cost accuracy here
+    zoom: float = 0.0  # max zoom in or out; 0.05 cost accuracy here (the dataset's framing is fixed)
     seed: int = 42  # python, numpy and TF seeds; op determinism is on
     limit: int = 0  # train on the first N training images only (0 = all); smoke tests
     test_limit: int = 0  # evaluate on the first N test images only (0 = all)

@@ -1,0 +1,99 @@
+"""The accuracy-drop gate: it passes the shipped pair, and it trips on every way of shipping a bad int8 file."""
+
+import json
+
+import numpy as np
+import pytest
+
+import models
+from convert import cli, evaluate
+from convert.quantize import calibration_indices, convert_int8
+
+
+@pytest.fixture(scope="module")
+def shipped_float():
+    import keras
+
+    assert models.FLOAT_MODEL.is_file(), "models/fashion_float.keras is missing"
+    return keras.models.load_model(models.FLOAT_MODEL, compile=False)
+
+
+def test_shipped_pair_passes_the_gate(fmnist):
+    """The CI check: the shipped float/int8 pair on the full 10,000-image test set."""
+    report = evaluate.compare(models.FLOAT_MODEL, models.INT8_MODEL, fmnist.test.images, fmnist.test.labels)
+    assert report["images"] == 10_000
+    assert report["passed"], evaluate.format_table(report)
+    assert report["int8"]["accuracy"] >= 0.94, evaluate.format_table(report)
+    assert report["int8"]["bytes"] <= 300 * 1024
+
+
+def test_blank_calibration_trips_the_gate(shipped_float, fmnist, tmp_path):
+    blank = np.zeros((200, 28, 28), np.uint8)
+    path = tmp_path / "blank.tflite"
+    path.write_bytes(convert_int8(shipped_float, blank))
+    report = evaluate.compare(models.FLOAT_MODEL, path, fmnist.test.images[:2000], fmnist.test.labels[:2000])
+    assert not report["passed"]
+    assert any("dropped" in f for f in report["failures"])
+
+
+def test_int8_from_another_model_trips_the_gate(model_variants, fmnist):
+    other = model_variants["int8"] / "model.tflite"  # the tiny smoke model, quantized correctly
+    report = evaluate.compare(models.FLOAT_MODEL, other, fmnist.test.images[:2000], fmnist.test.labels[:2000])
+    assert not report["passed"]
+    assert any("agree" in f for f in report["failures"])
+
+
+def test_float_fallback_trips_the_gate(shipped_float, fmnist, tmp_path):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(shipped_float)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # weights int8, activations float: not full integer
+    path = tmp_path / "fallback.tflite"
+    path.write_bytes(converter.convert())
+    report = evaluate.compare(models.FLOAT_MODEL, path, fmnist.test.images[:1000], fmnist.test.labels[:1000])
+    assert not report["passed"]
+    assert any("float32 input" in f for f in report["failures"])
+    assert any("float tensors" in f for f in report["failures"])
+
+
+def test_gate_arithmetic_and_thresholds():
+    base = {"float": {"accuracy": 0.95}, "int8": {"accuracy": 0.946, "input_dtype": "int8", "output_dtype": "int8",
+                                                   "float_tensors": []},
+            "drop_points": 0.4, "class_drop_points": {"Shirt": 1.5, "Bag": 0.2}, "agreement": 0.99}
+    failures = evaluate.gate(base, evaluate.Tolerances())
+    assert len(failures) == 2 and "0.40 points" in failures[0] and "Shirt" in failures[1]
+    assert evaluate.gate(base, evaluate.Tolerances(drop=0.5, class_drop=2.0)) == []
+    assert len(evaluate.gate({**base, "agreement": 0.9}, evaluate.Tolerances(drop=1, class_drop=2))) == 1
+
+
+def test_smoke_conversion_end_to_end(smoke_run, fmnist, tmp_path):
+    """A freshly trained small model through fashion-convert, and the report's arithmetic checked."""
+    run_dir, _ = smoke_run
+    out, report_path = tmp_path / "m" / "model.tflite", tmp_path / "report.json"
+    code = cli.main(["--model", str(run_dir / "model.keras"), "--output", str(out), "--calibration-size", "100",
+                     "--test-limit", "500", "--report", str(report_path), "--class-tolerance", "100",
+                     "--tolerance", "100", "--min-agreement", "0"])
+    report = json.loads(report_path.read_text())
+    assert code == 0 and report["passed"]
+    assert report["drop_points"] == pytest.approx(100 * (report["float"]["accuracy"] - report["int8"]["accuracy"]))
+    worst = report["largest_class_drop"]
+    assert worst["points"] == pytest.approx(max(report["class_drop_points"].values()))
+    for name, d in report["class_drop_points"].items():
+        assert d == pytest.approx(100 * (report["float"]["per_class"][name] - report["int8"]["per_class"][name]))
+    card = json.loads((out.parent / "model_card.json").read_text())
+    assert card["conversion"]["calibration"]["size"] == 100
+    assert card["files"]["model.tflite"]["bytes"] == out.stat().st_size
+    assert (out.parent / "labels.txt").read_text().splitlines()[0] == "T-shirt/top"
+    # The same pair with the default tolerances: exit 1 if and only if the report failed.
+    strict = cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(out),
+                       "--test-limit", "500", "--report", str(report_path)])
+    assert strict == (0 if json.loads(report_path.read_text())["passed"] else 1)
+
+
+def test_calibration_set_is_class_balanced(fmnist):
+    idx = calibration_indices(fmnist.train.labels, 205, seed=3)
+    counts = np.bincount(fmnist.train.labels[idx], minlength=10)
+    assert counts.sum() == 205 and counts.max() - counts.min() <= 1
+    assert len(set(idx.tolist())) == 205
+    np.testing.assert_array_equal(idx, calibration_indices(fmnist.train.labels, 205, seed=3))
+    assert not np.array_equal(idx, calibration_indices(fmnist.train.labels, 205, seed=4))
