@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data demo test pi-check clean
+.PHONY: setup data demo test test-lean pi-check clean
 
 setup: $(STAMP) data
 
@@ -34,6 +34,25 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-lean
+
+# The device as a Pi gets it: plain (non-editable) installs of each device extra, no TensorFlow,
+# running the device tests, and the shipped model found from another working directory.
+test-lean: .venv-device/.installed
+	EXPECT_RUNTIME=ai-edge-litert .venv-device/bin/python -m pytest -q tests/device
+	cd /tmp && $(CURDIR)/.venv-device/bin/classify-cam --doctor
+	@if $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] > (3, 11))'; then \
+	  $(MAKE) --no-print-directory .venv-tflite/.installed && \
+	  EXPECT_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q tests/device && \
+	  (cd /tmp && $(CURDIR)/.venv-tflite/bin/classify-cam --doctor); \
+	else echo "tflite-runtime has no wheels for this Python (> 3.11): its lean check is skipped"; fi
+
+.venv-device/.installed .venv-tflite/.installed: .venv-%/.installed: pyproject.toml $(wildcard device/*.py models/*)
+	@test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet --force-reinstall --no-deps . && \
+	  .venv-$*/bin/python -m pip install --quiet ".[$(if $(filter tflite,$*),device-tflite,device)]" pytest
+	@touch $@
 
 clean:
-	rm -rf build runs .pytest_cache
+	rm -rf build runs .pytest_cache .venv-device .venv-tflite

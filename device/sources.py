@@ -204,7 +204,7 @@ def video_devices() -> list[str]:
     return sorted(glob.glob("/dev/video*"))
 
 
-def _images_under(folder: Path) -> list[Path]:
+def images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*")
                   if p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:]))
 
@@ -225,7 +225,7 @@ def open_source(spec: str, camera_timeout: float = 10.0) -> Source:
         return VideoCapture(spec, live=spec.split("://")[0] in {"rtsp", "rtmp", "udp", "tcp"}, timeout=camera_timeout)
     path = Path(spec)
     if path.is_dir():
-        files = _images_under(path)
+        files = images_under(path)
         if not files:
             raise SourceError(f"no images under {spec}")
         return ImageFiles(files)

@@ -27,6 +27,7 @@ def fmnist():
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, fmnist):
+    pytest.importorskip("tensorflow", reason="needs the train extra (a lean device environment has no TensorFlow)")
     """A real, tiny training run: the tutorial CNN, 1,000 images, one epoch. Returns (run_dir, metrics).
 
     The tutorial CNN, not the edge one: batch norm's running statistics need more than a
@@ -79,7 +80,7 @@ def _convert(keras_model, kind: str, calibration: np.ndarray) -> bytes:
 @pytest.fixture(scope="session")
 def model_variants(smoke_run, fmnist, tmp_path_factory):
     """{'float32' | 'int8' | 'uint8': folder with model.tflite and labels.txt}, plus the Keras model."""
-    import keras
+    keras = pytest.importorskip("keras", reason="needs the train extra (a lean device environment has no Keras)")
 
     run_dir, _ = smoke_run
     keras_model = keras.models.load_model(run_dir / "model.keras")
@@ -94,5 +95,7 @@ def model_variants(smoke_run, fmnist, tmp_path_factory):
 
 
 @pytest.fixture
-def int8_model(model_variants):
-    return model_variants["int8"] / "model.tflite"
+def int8_model():
+    """The shipped int8 model (labels.txt and model_card.json beside it): what the device runs."""
+    assert models.INT8_MODEL.is_file(), "models/fashion_int8.tflite is missing"
+    return models.INT8_MODEL

@@ -20,7 +20,7 @@ def build_dense() -> keras.Model:
             layers.Flatten(),
             layers.Dense(256, activation="relu"),
             layers.Dropout(0.2),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name="dense",
     )
@@ -38,7 +38,7 @@ def build_tutorial() -> keras.Model:
             layers.Flatten(),
             layers.Dense(128, activation="relu"),
             layers.Dropout(0.4),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ],
         name="tutorial",
     )
@@ -69,7 +69,8 @@ def build_edge(width: int = 32, dropout: float = 0.3) -> keras.Model:
     x = layers.MaxPooling2D(name="pool3")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="scores")(x)
+    # float32 scores even when training in mixed precision: softmax needs the range.
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="scores")(x)
     return keras.Model(inputs, outputs, name="edge")
 
 

@@ -1,6 +1,7 @@
 """classify-cam as a user runs it: a real process, real files, the real runtime."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -112,7 +113,7 @@ def test_tampered_model_is_refused(photo_folder, int8_model, tmp_path):
 
 
 def test_model_with_the_wrong_input_is_refused(tmp_path, photo_folder):
-    import keras
+    keras = pytest.importorskip("keras", reason="builds a model: needs the train extra")
     import tensorflow as tf
 
     colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
@@ -162,7 +163,8 @@ def test_sigterm_leaves_only_whole_lines(tmp_path, int8_model):
 def test_doctor(int8_model):
     r = cam("--doctor", "--model", int8_model)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "ai-edge-litert" in r.stdout or "tflite-runtime" in r.stdout
+    expected = os.environ.get("EXPECT_RUNTIME")  # set by make test for each lean environment
+    assert (expected or "ai-edge-litert") in r.stdout or (not expected and "tflite-runtime" in r.stdout)
     assert "int8 [1, 28, 28, 1]" in r.stdout and "OK" in r.stdout
 
 

@@ -1,7 +1,11 @@
 """The device runs where TensorFlow and Keras cannot even be imported."""
 
+import importlib.util
+import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT, make_jpeg
 
@@ -28,3 +32,10 @@ def test_device_works_without_tensorflow(tmp_path, int8_model, test_images):
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "summary: 1 frames" in r.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("EXPECT_RUNTIME"), reason="only in the lean device environments of make test")
+def test_lean_environment_has_no_tensorflow():
+    """pip install '.[device]' / '.[device-tflite]' must not have brought TensorFlow or Keras."""
+    assert importlib.util.find_spec("tensorflow") is None
+    assert importlib.util.find_spec("keras") is None

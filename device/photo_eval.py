@@ -1,0 +1,157 @@
+"""fashion-photo-eval: how the device pipeline does on a folder of real photos, one sub-folder per kind.
+
+The folder names follow the real-photos set's README: each maps to the labels counted correct
+("strict") and to a group (top, trouser, dress, shoe); hat, shorts and skirt are not in the
+catalogue, and the right answer for them is "unknown".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+# folder -> (labels counted correct, group); an empty tuple means "not in the catalogue".
+FOLDERS = {
+    "t-shirt": (("T-shirt/top",), "top"),
+    "longsleeve": (("Pullover",), "top"),
+    "shirt": (("Shirt",), "top"),
+    "outwear": (("Coat",), "top"),
+    "pants": (("Trouser",), "trouser"),
+    "dress": (("Dress",), "dress"),
+    "shoes": (("Sandal", "Sneaker", "Ankle boot"), "shoe"),
+    "hat": ((), None),
+    "shorts": ((), None),
+    "skirt": ((), None),
+}
+GROUP_OF = {"T-shirt/top": "top", "Pullover": "top", "Shirt": "top", "Coat": "top", "Trouser": "trouser",
+            "Dress": "dress", "Sandal": "shoe", "Sneaker": "shoe", "Ankle boot": "shoe", "Bag": "bag"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    import models
+
+    p = argparse.ArgumentParser(
+        prog="fashion-photo-eval",
+        description="Run classify-cam's pipeline over a folder of real photos (one sub-folder per kind of garment, "
+        "named as in the real-photos README) and print strict and group accuracy, 'unknown' rates, a confusion "
+        "table, and a contact sheet of the worst mistakes.")
+    p.add_argument("folder", type=Path, help="folder with sub-folders t-shirt, longsleeve, shirt, outwear, pants, "
+                   "dress, shoes, hat, shorts, skirt")
+    p.add_argument("--model", type=Path, default=models.INT8_MODEL, help="model (default: shipped int8)")
+    p.add_argument("--labels", type=Path, help="labels (default: labels.txt beside the model)")
+    p.add_argument("--threshold", type=float, default=0.5, help="confidence below which the label is 'unknown'")
+    p.add_argument("--out", type=Path, default=Path("runs/photo-eval"),
+                   help="where to write results.json and worst.png (default runs/photo-eval)")
+    p.add_argument("--worst", type=int, default=24, help="mistakes on the contact sheet (default 24)")
+    return p.parse_args(argv)
+
+
+def evaluate(folder: Path, model, threshold: float):
+    """One row per readable photo: folder, predicted label, confidence, and the 28x28 input."""
+    from device.pipeline import Labeller, Settings
+    from device.sources import ImageFiles, images_under
+
+    rows = []
+    labeller = Labeller(model, Settings(threshold=threshold, top_k=1), live=False)
+    for kind in sorted(FOLDERS):
+        if not (folder / kind).is_dir():
+            continue
+        for i, frame in enumerate(ImageFiles(images_under(folder / kind)).frames()):
+            record, x = labeller(frame, i)
+            if "error" not in record:
+                rows.append({"kind": kind, "path": frame.source, "label": record["label"],
+                             "confidence": record["confidence"], "input": x, "image": frame.image})
+    return rows
+
+
+def score(rows) -> dict:
+    inside = [r for r in rows if FOLDERS[r["kind"]][0]]
+    outside = [r for r in rows if not FOLDERS[r["kind"]][0]]
+    strict = [r["label"] in FOLDERS[r["kind"]][0] for r in inside]
+    group = [GROUP_OF.get(r["label"]) == FOLDERS[r["kind"]][1] for r in inside]
+    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    return {
+        "photos": len(rows), "in_catalogue": len(inside), "out_of_catalogue": len(outside),
+        "strict": mean(strict), "group": mean(group),
+        "unknown_in_catalogue": mean([r["label"] == "unknown" for r in inside]),
+        "unknown_out_of_catalogue": mean([r["label"] == "unknown" for r in outside]),
+        "confusion": {kind: dict(Counter(r["label"] for r in rows if r["kind"] == kind)) for kind in FOLDERS
+                      if any(r["kind"] == kind for r in rows)},
+    }
+
+
+def format_report(s: dict, labels) -> str:
+    cols = list(labels) + ["unknown"]
+    short = [c.split("/")[0][:7] for c in cols]
+    lines = [f"{s['photos']} photos: {s['in_catalogue']} in the catalogue, {s['out_of_catalogue']} not",
+             f"strict accuracy {100 * s['strict']:.1f}%   group accuracy {100 * s['group']:.1f}%",
+             f"'unknown' on {100 * s['unknown_in_catalogue']:.1f}% of in-catalogue photos, "
+             f"{100 * s['unknown_out_of_catalogue']:.1f}% of out-of-catalogue photos", "",
+             f"{'folder':<11}" + "".join(f"{c:>8}" for c in short)]
+    for kind, counts in s["confusion"].items():
+        lines.append(f"{kind:<11}" + "".join(f"{counts.get(c, 0):>8}" for c in cols))
+    return "\n".join(lines)
+
+
+def contact_sheet(rows, path: Path, count: int) -> None:
+    """The most confident mistakes: the photo, and beside it the 28x28 the model was given."""
+    import cv2
+
+    wrong = [r for r in rows if r["label"] != "unknown" and r["label"] not in FOLDERS[r["kind"]][0]]
+    wrong.sort(key=lambda r: -r["confidence"])
+    tiles = []
+    for r in wrong[:count]:
+        img = r["image"] if r["image"].ndim == 2 else cv2.cvtColor(r["image"], cv2.COLOR_RGB2GRAY)
+        h, w = img.shape
+        photo = cv2.resize(img, (round(140 * w / h), 140))[:, :140]
+        photo = np.pad(photo, ((0, 0), (0, 140 - photo.shape[1])))
+        seen = cv2.resize(np.round(r["input"][..., 0] * 255).astype(np.uint8), (140, 140),
+                          interpolation=cv2.INTER_NEAREST)
+        tile = np.vstack([np.hstack([photo, seen]), np.zeros((36, 280), np.uint8)])
+        cv2.putText(tile, f"{r['kind']} -> {r['label']}", (4, 156), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1)
+        cv2.putText(tile, f"{r['confidence']:.2f}", (4, 172), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1)
+        tiles.append(tile)
+    if not tiles:
+        return
+    per_row = 4
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % per_row)
+    sheet = np.vstack([np.hstack(tiles[i: i + per_row]) for i in range(0, len(tiles), per_row)])
+    cv2.imwrite(str(path), sheet)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from device.pipeline import Model
+    from device.runtime import ModelError, RuntimeMissing
+
+    if not args.folder.is_dir():
+        print(f"fashion-photo-eval: no such folder: {args.folder}", file=sys.stderr)
+        return 2
+    labels = args.labels or args.model.parent / "labels.txt"
+    try:
+        model = Model(args.model, labels)
+    except (ModelError, RuntimeMissing) as exc:
+        print(f"fashion-photo-eval: {exc}", file=sys.stderr)
+        return 2
+    rows = evaluate(args.folder, model, args.threshold)
+    if not rows:
+        print(f"fashion-photo-eval: no photos in known sub-folders of {args.folder}", file=sys.stderr)
+        return 2
+    s = score(rows)
+    print(format_report(s, model.labels))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(
+        {**s, "threshold": args.threshold, "model": str(args.model),
+         "photos_list": [{k: r[k] for k in ("path", "kind", "label", "confidence")} for r in rows]}, indent=2))
+    contact_sheet(rows, args.out / "worst.png", args.worst)
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'worst.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+import json
+
+import numpy as np
+
+from device import photo_eval
+from device.demo import render_photo
+from tests.conftest import make_jpeg
+
+
+def test_score_counts_strict_group_and_unknown():
+    rows = [{"kind": "t-shirt", "label": "T-shirt/top"}, {"kind": "t-shirt", "label": "Shirt"},
+            {"kind": "shoes", "label": "Ankle boot"}, {"kind": "shoes", "label": "unknown"},
+            {"kind": "hat", "label": "unknown"}, {"kind": "skirt", "label": "Dress"}]
+    s = photo_eval.score(rows)
+    assert (s["in_catalogue"], s["out_of_catalogue"]) == (4, 2)
+    assert s["strict"] == 0.5  # T-shirt right, Shirt wrong, Ankle boot right, unknown wrong
+    assert s["group"] == 0.75  # Shirt is still a top
+    assert s["unknown_in_catalogue"] == 0.25 and s["unknown_out_of_catalogue"] == 0.5
+    assert s["confusion"]["shoes"] == {"Ankle boot": 1, "unknown": 1}
+
+
+def test_mapping_follows_the_real_photos_readme():
+    assert photo_eval.FOLDERS["shoes"][0] == ("Sandal", "Sneaker", "Ankle boot")
+    assert {k for k, (labels, _) in photo_eval.FOLDERS.items() if not labels} == {"hat", "shorts", "skirt"}
+
+
+def test_command_on_a_synthetic_folder(tmp_path, int8_model, fmnist):
+    images, labels = fmnist.test.images, fmnist.test.labels
+    for kind, cls in [("t-shirt", 0), ("pants", 1), ("shoes", 7)]:
+        (tmp_path / kind).mkdir()
+        for j, i in enumerate(np.flatnonzero(labels == cls)[:4]):
+            make_jpeg(tmp_path / kind / f"{j}.jpg", render_photo(images[i], seed=j))
+    (tmp_path / "hat").mkdir()
+    make_jpeg(tmp_path / "hat" / "flat.jpg", np.full((240, 320, 3), 190, np.uint8))
+    out = tmp_path / "out"
+    assert photo_eval.main([str(tmp_path), "--model", str(int8_model), "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["photos"] == 13 and result["in_catalogue"] == 12
+    assert 0 <= result["strict"] <= result["group"] <= 1
+    assert len(result["photos_list"]) == 13
+
+
+def test_missing_folder_is_a_usage_error(tmp_path, capsys):
+    assert photo_eval.main([str(tmp_path / "none")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
