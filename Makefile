@@ -54,5 +54,9 @@ test-lean: .venv-device/.installed
 	  .venv-$*/bin/python -m pip install --quiet ".[$(if $(filter tflite,$*),device-tflite,device)]" pytest
 	@touch $@
 
+# The emulated Raspberry Pi (arm64) check: needs root and about 600 MB; not part of make test.
+pi-check: setup
+	bash tools/pi-check.sh
+
 clean:
 	rm -rf build runs .pytest_cache .venv-device .venv-tflite

@@ -84,6 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--doctor", action="store_true",
                    help="check the runtime, model, labels and cameras, print what was found, and exit")
     p.add_argument("--quiet", action="store_true", help="no per-frame lines on stdout (JSON and summary only)")
+    p.add_argument("--raw", action="store_true",
+                   help="add the model's output tensor as stored (e.g. int8 integers) to each JSON line as 'raw'; "
+                   "make pi-check compares these bit for bit")
     args = p.parse_args(argv)
     if args.labels is None:
         beside = args.model.parent / "labels.txt"
@@ -134,7 +137,8 @@ def setup(args):
             sources.read_image(source.paths[0])
         except (ValueError, OSError) as exc:
             raise UsageError(f"cannot read image {source.paths[0]}: {exc}") from None
-    settings = pipeline.Settings(args.threshold, args.top_k, args.smooth, args.roi, background, args.dump_input)
+    settings = pipeline.Settings(args.threshold, args.top_k, args.smooth, args.roi, background, args.dump_input,
+                                 args.raw)
     return model, source, settings
 
 

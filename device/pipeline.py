@@ -53,6 +53,10 @@ class Model:
     def scores(self, x: np.ndarray) -> np.ndarray:
         return classify.classify(self.interpreter, x)
 
+    def raw_output(self) -> list:
+        """The last inference's output tensor as stored (int8 for the shipped model)."""
+        return classify.raw_output(self.interpreter).tolist()
+
 
 @dataclass
 class Settings:
@@ -62,6 +66,7 @@ class Settings:
     roi: tuple | None = None
     background: np.ndarray | None = None
     dump_dir: Path | None = None
+    raw: bool = False  # add the output tensor as stored to each record
 
 
 @dataclass
@@ -127,4 +132,6 @@ class Labeller:
             ms={"capture": round(frame.capture_ms, 3), "preprocess": round((t1 - t0) * 1000, 3),
                 "infer": round((t2 - t1) * 1000, 3)},
         )
+        if self.settings.raw:
+            record["raw"] = self.model.raw_output()
         return record, x

@@ -98,7 +98,8 @@ def compile_model(model, cfg: TrainConfig, steps_per_epoch: int):
         initial_learning_rate=0.0, decay_steps=total - warmup, alpha=0.01,
         warmup_target=cfg.learning_rate, warmup_steps=warmup)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                  metrics=["accuracy"])
 
 
 def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "auto") -> dict:
@@ -143,7 +144,9 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     callbacks = [keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, restore_best_weights=True,
                                                verbose=1)]
     t0 = time.time()
-    history = trainer.fit(x_tr, y_tr, validation_data=(x_val, y_val), epochs=cfg.epochs, batch_size=cfg.batch_size,
+    one_hot = lambda y: keras.utils.to_categorical(y, len(CLASS_NAMES))  # noqa: E731 (label smoothing needs it)
+    history = trainer.fit(x_tr, one_hot(y_tr), validation_data=(x_val, one_hot(y_val)), epochs=cfg.epochs,
+                          batch_size=cfg.batch_size,
                           shuffle=True, callbacks=callbacks, verbose=verbose)
     train_seconds = time.time() - t0
     model = float32_copy(model, cfg.model)

@@ -173,3 +173,16 @@ def test_help_explains_every_contract_flag():
     for flag in ["--source", "--model", "--labels", "--output", "--max-frames", "--threshold", "--top-k", "--threads",
                  "--smooth", "--roi", "--background", "--show", "--dump-input", "--doctor"]:
         assert flag in r.stdout
+
+
+def test_raw_scores_are_the_int8_output(photo_folder, int8_model, tmp_path):
+    out = tmp_path / "raw.jsonl"
+    assert cam("--source", photo_folder, "--model", int8_model, "--raw", "--top-k", 10, "--output", out).returncode == 0
+    for line in read_jsonl(out):
+        if "error" in line:
+            continue
+        raw = line["raw"]
+        assert len(raw) == 10 and all(isinstance(v, int) and -128 <= v <= 127 for v in raw)
+        best = max(range(10), key=raw.__getitem__)
+        assert line["top"][0][1] == max(s for _, s in line["top"])
+        assert abs((raw[best] + 128) / 256 - line["confidence"]) < 1e-3  # output scale 1/256, zero point -128

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# make pi-check: does the device give the same answers on a Raspberry Pi (arm64) as here?
+#
+# Builds once, cached in .pi-root/ (git-ignored), an arm64 Debian Bookworm root (the base of
+# Raspberry Pi OS Bookworm: Python 3.11, glibc 2.36) with debootstrap and qemu-user-static,
+# installs the device extra from this checkout in it for each runtime (LiteRT, tflite-runtime),
+# runs classify-cam over a fixed set of frames, and compares labels and raw int8 scores with
+# the same run on this machine, per runtime, bit for bit. One verdict line; non-zero on any
+# difference. Needs root and about 600 MB.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=$HERE/.pi-root
+ROOTFS=$CACHE/bookworm-arm64
+WORK=$CACHE/work
+PYTHON=${PYTHON:-python3}
+RUNTIMES="litert tflite"
+say() { echo "pi-check: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || { say "needs root (debootstrap, chroot, binfmt_misc)"; exit 2; }
+
+# --- tools: debootstrap and a static qemu for arm64 -----------------------------------------
+if ! command -v debootstrap >/dev/null || [ ! -x /usr/bin/qemu-aarch64-static ]; then
+  say "installing debootstrap and qemu-user-static"
+  apt-get install -y -q debootstrap qemu-user-static >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q debootstrap qemu-user-static >/dev/null; }
+fi
+
+# --- binfmt_misc: may not be mounted in a container; register qemu-aarch64 ourselves ---------
+mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  # 'F' opens the interpreter now, so the chroot needs no copy of it.
+  printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
+    >/proc/sys/fs/binfmt_misc/register
+fi
+echo 1 >/proc/sys/fs/binfmt_misc/qemu-aarch64
+
+# --- the arm64 root, once: download and unpack here, then configure under emulation --------
+if [ ! -f "$ROOTFS/.complete" ]; then
+  mkdir -p "$CACHE"
+  if [ ! -x "$ROOTFS/debootstrap/debootstrap" ]; then
+    say "downloading an arm64 Debian Bookworm root into $ROOTFS (once)"
+    rm -rf "$ROOTFS"
+    debootstrap --foreign --arch=arm64 --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+      bookworm "$ROOTFS" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1 ||
+      { say "debootstrap failed; see $CACHE/debootstrap.log"; exit 1; }
+  fi
+  say "configuring the arm64 root under emulation (once; a few minutes)"
+  chroot "$ROOTFS" /debootstrap/debootstrap --second-stage >>"$CACHE/debootstrap.log" 2>&1 ||
+    { say "debootstrap's second stage failed; see $CACHE/debootstrap.log"; exit 1; }
+  touch "$ROOTFS/.complete"
+fi
+
+# qemu 7.2 hands the host's x86 /proc/cpuinfo to the guest and LiteRT crashes parsing it:
+# show it a Raspberry Pi 4's (four Cortex-A72 cores) instead.
+mkdir -p "$WORK"
+CPUINFO=$WORK/cpuinfo
+: >"$CPUINFO"
+for i in 0 1 2 3; do
+  printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i" >>"$CPUINFO"
+done
+printf 'Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n' >>"$CPUINFO"
+
+MOUNTS=()
+cleanup() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done; }
+trap cleanup EXIT
+bind() { mkdir -p "$2"; mount "${@:3}" "$1" "$2"; MOUNTS+=("$2"); }
+# Without /proc and /sys, LiteRT quietly picks other kernels whose int8 results differ.
+bind proc "$ROOTFS/proc" -t proc
+bind sysfs "$ROOTFS/sys" -t sysfs
+bind /dev "$ROOTFS/dev" --bind
+bind "$CPUINFO" "$ROOTFS/proc/cpuinfo" --bind
+cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# pip inside must trust what pip here trusts (a proxy's CA, say).
+cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$ROOTFS/etc/ssl/certs/host-ca.crt"
+
+# 'max' (qemu's default CPU model) gives wrong int8 results; emulate the Pi 4's core.
+export QEMU_CPU=cortex-a72
+in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
+  PIP_CERT=/etc/ssl/certs/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 QEMU_CPU=cortex-a72 "$@"; }
+
+# --- this checkout, installed (not editable) in the root, one venv per runtime --------------
+SRC=$ROOTFS/opt/fashion-edge
+rm -rf "$SRC"
+mkdir -p "$SRC"
+git -C "$HERE" ls-files -z --cached --others --exclude-standard | (cd "$HERE" && xargs -0 cp --parents -t "$SRC")
+STAMP=$(cd "$HERE" && cat pyproject.toml device/*.py models/* | sha256sum | cut -c1-16)
+for rt in $RUNTIMES; do
+  extra=device; [ "$rt" = tflite ] && extra=device-tflite
+  venv=/opt/venv-$rt
+  if [ "$(cat "$ROOTFS$venv/.stamp" 2>/dev/null)" != "$STAMP" ]; then
+    say "installing .[$extra] in the arm64 root (emulated: minutes)"
+    in_root /usr/bin/python3 -m venv --clear "$venv"
+    in_root "$venv/bin/pip" install -q "/opt/fashion-edge[$extra]" >"$WORK/pip-$rt.log" 2>&1 ||
+      { say "pip install .[$extra] failed in the arm64 root; see $WORK/pip-$rt.log"; exit 1; }
+    echo "$STAMP" >"$ROOTFS$venv/.stamp"
+  fi
+done
+
+# --- the same frames through both machines ---------------------------------------------------
+FRAMES=$ROOTFS/opt/frames
+rm -rf "$FRAMES" && mkdir -p "$FRAMES"
+"$HERE/.venv/bin/python" -m device.demo --out "$FRAMES" --count 30 >/dev/null
+verdicts=()
+status=0
+for rt in $RUNTIMES; do
+  host_venv=$HERE/.venv-device; [ "$rt" = tflite ] && host_venv=$HERE/.venv-tflite
+  [ -x "$host_venv/bin/classify-cam" ] || make -C "$HERE" --no-print-directory "${host_venv#"$HERE"/}/.installed" >/dev/null
+  rm -f "$WORK/host-$rt.jsonl" "$ROOTFS/opt/pi-$rt.jsonl"
+  (cd /tmp && "$host_venv/bin/classify-cam" --source "$FRAMES" --raw --top-k 10 --quiet \
+    --output "$WORK/host-$rt.jsonl" 2>"$WORK/host-$rt.err") || { say "host run ($rt) failed: $(tail -1 "$WORK/host-$rt.err")"; exit 1; }
+  in_root /opt/venv-$rt/bin/classify-cam --source /opt/frames --raw --top-k 10 --quiet \
+    --output /opt/pi-$rt.jsonl 2>"$WORK/pi-$rt.err" || { say "arm64 run ($rt) failed: $(tail -1 "$WORK/pi-$rt.err")"; exit 1; }
+  runtime=$(grep -o 'classify-cam: [a-z-]* [0-9.]*' "$WORK/pi-$rt.err" | head -1 | cut -d' ' -f2-)
+  if line=$("$PYTHON" "$HERE/tools/compare_runs.py" "$WORK/host-$rt.jsonl" "$ROOTFS/opt/pi-$rt.jsonl"); then
+    verdicts+=("$runtime: $line")
+  else
+    verdicts+=("$runtime: $line"); status=1
+  fi
+done
+if [ $status = 0 ]; then echo "pi-check: PASS (arm64 Cortex-A72 = x86-64) ${verdicts[*]}"; else echo "pi-check: FAIL ${verdicts[*]}"; fi
+exit $status
