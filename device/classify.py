@@ -86,6 +86,10 @@ def classify(interpreter, image: np.ndarray) -> np.ndarray:
 
 
 def top_classes(score: np.ndarray, top_k: int = 1, threshold: float = 0.0) -> list[Class]:
-    """The top_k classes with score >= threshold, best first."""
-    order = np.argsort(score)[::-1][:top_k]
+    """The top_k classes with score >= threshold, best first; ties go to the lower class id.
+
+    A stable sort matters: int8 scores tie often, and an unstable one breaks ties differently on
+    ARM and x86 (seen in make pi-check).
+    """
+    order = np.argsort(-np.asarray(score, np.float64), kind="stable")[:top_k]
     return [Class(int(i), float(score[i])) for i in order if score[i] >= threshold]

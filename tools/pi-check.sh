@@ -64,7 +64,7 @@ printf 'Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n' >>"$CP
 MOUNTS=()
 cleanup() { for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done; }
 trap cleanup EXIT
-bind() { mkdir -p "$2"; mount "${@:3}" "$1" "$2"; MOUNTS+=("$2"); }
+bind() { [ -e "$2" ] || mkdir -p "$2"; mount "${@:3}" "$1" "$2"; MOUNTS+=("$2"); }
 # Without /proc and /sys, LiteRT quietly picks other kernels whose int8 results differ.
 bind proc "$ROOTFS/proc" -t proc
 bind sysfs "$ROOTFS/sys" -t sysfs
@@ -105,7 +105,7 @@ verdicts=()
 status=0
 for rt in $RUNTIMES; do
   host_venv=$HERE/.venv-device; [ "$rt" = tflite ] && host_venv=$HERE/.venv-tflite
-  [ -x "$host_venv/bin/classify-cam" ] || make -C "$HERE" --no-print-directory "${host_venv#"$HERE"/}/.installed" >/dev/null
+  make -C "$HERE" --no-print-directory "${host_venv#"$HERE"/}/.installed" >/dev/null
   rm -f "$WORK/host-$rt.jsonl" "$ROOTFS/opt/pi-$rt.jsonl"
   (cd /tmp && "$host_venv/bin/classify-cam" --source "$FRAMES" --raw --top-k 10 --quiet \
     --output "$WORK/host-$rt.jsonl" 2>"$WORK/host-$rt.err") || { say "host run ($rt) failed: $(tail -1 "$WORK/host-$rt.err")"; exit 1; }
@@ -118,5 +118,7 @@ for rt in $RUNTIMES; do
     verdicts+=("$runtime: $line"); status=1
   fi
 done
-if [ $status = 0 ]; then echo "pi-check: PASS (arm64 Cortex-A72 = x86-64) ${verdicts[*]}"; else echo "pi-check: FAIL ${verdicts[*]}"; fi
+guest=$(in_root /usr/bin/python3 -c 'import platform; print(platform.machine(), "Python", platform.python_version())')
+if [ $status = 0 ]; then word=PASS; else word=FAIL; fi
+echo "pi-check: $word, emulated Cortex-A72 ($guest) against $(uname -m) here: ${verdicts[*]}"
 exit $status

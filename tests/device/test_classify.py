@@ -53,6 +53,12 @@ def test_every_dtype_gives_the_keras_answer(model_variants, test_images, kind):
     np.testing.assert_array_equal(got.argmax(1)[clear], expected.argmax(1)[clear])
 
 
+def test_ties_go_to_the_lower_class_id():
+    s = np.zeros(10, np.float32)
+    s[[4, 6]] = 0.5  # Coat and Shirt tie, as int8 scores often do
+    assert [c.id for c in classify.top_classes(s, 2)] == [4, 6]
+
+
 def test_top_classes_order_and_threshold():
     s = np.array([0.1, 0.6, 0.05, 0.25] + [0.0] * 6, np.float32)
     assert [c.id for c in classify.top_classes(s, 3)] == [1, 3, 0]
