@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -108,7 +109,7 @@ def record(args, report: dict, calibration: dict, data) -> None:
 
     keep = ("images", "agreement", "drop_points", "largest_class_drop", "tolerances", "passed")
     card.update(args.output.parent / "model_card.json", "conversion", {
-        "command": "fashion-convert " + " ".join(sys.argv[1:]),
+        "command": ("fashion-convert " + shlex.join(sys.argv[1:])).strip(),
         "source_model": args.model.name, "source_sha256": card.sha256(args.model),
         "converter": f"tensorflow {converter_version()} TFLiteConverter, full-integer int8, per-channel weights",
         "calibration": calibration, "data_sha256": data.sha256,

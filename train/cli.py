@@ -34,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shift", type=float, help=f"max shift, fraction of the width (default {defaults.shift})")
     p.add_argument("--rotate", type=float, help=f"max rotation, fraction of a turn (default {defaults.rotate})")
     p.add_argument("--zoom", type=float, help=f"max zoom (default {defaults.zoom})")
+    p.add_argument("--label-smoothing", type=float, help=f"(default {defaults.label_smoothing})")
+    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                   help="auto: mixed bfloat16 where the CPU has bf16 units, else float32 (default auto)")
     p.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
     p.add_argument("--limit", type=int, help="train on the first N images only (quick checks)")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
@@ -88,7 +91,7 @@ def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
 
     run_dir = Path(metrics["run_dir"])
     shutil.copyfile(run_dir / "model.keras", models.FLOAT_MODEL)
-    command = "fashion-train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = ("fashion-train " + shlex.join(sys.argv[1:] if argv is None else argv)).strip()
     keep = ("accuracy", "classes", "hardest_pairs", "params", "epochs_run", "train_seconds", "val_accuracy")
     card.update(models.CARD, "training", {
         "command": command, "config": asdict(cfg), "data_source": metrics["data_source"],
