@@ -84,9 +84,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--doctor", action="store_true",
                    help="check the runtime, model, labels and cameras, print what was found, and exit")
     p.add_argument("--quiet", action="store_true", help="no per-frame lines on stdout (JSON and summary only)")
-    p.add_argument("--reference-kernels", action="store_true",
-                   help="use the runtime's built-in kernels instead of XNNPACK: bit-identical int8 results on x86 "
-                   "and ARM, slower on x86")
     p.add_argument("--raw", action="store_true",
                    help="add the model's output tensor as stored (e.g. int8 integers) to each JSON line as 'raw'; "
                    "make pi-check compares these bit for bit")
@@ -122,7 +119,7 @@ def setup(args):
     from device.runtime import ModelError, RuntimeMissing
 
     try:
-        model = pipeline.Model(args.model, args.labels, args.threads, reference_kernels=args.reference_kernels)
+        model = pipeline.Model(args.model, args.labels, args.threads)
     except (ModelError, RuntimeMissing) as exc:
         raise UsageError(str(exc)) from None
     background = None

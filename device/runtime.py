@@ -63,25 +63,15 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
-def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runtime | None = None,
-                     reference_kernels: bool = False):
-    """Load and allocate a .tflite model once; raises ModelError with a readable reason.
-
-    reference_kernels: the runtime's built-in kernels without the default XNNPACK delegate. They
-    give bit-identical int8 results on x86 and ARM; XNNPACK's x86 int8 kernels round some results
-    one step differently (seen in make pi-check) but run about 4x faster there.
-    """
+def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runtime | None = None):
+    """Load and allocate a .tflite model once; raises ModelError with a readable reason."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise ModelError(f"model not found: {model_path}")
     runtime = runtime or find_runtime()
     try:
         with _quiet_stderr():  # the runtime's C++ "INFO: Created ... delegate" chatter
-            extra = {}
-            if reference_kernels:
-                resolver = sys.modules[runtime.interpreter_class.__module__].OpResolverType
-                extra["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads, **extra)
+            interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[0]}") from None
