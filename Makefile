@@ -30,7 +30,7 @@ data:
 
 demo: setup
 	$(BIN)/python -m device.demo --out build/demo
-	$(BIN)/classify-cam --source build/demo --output build/demo/log.jsonl --dump-input build/demo/seen
+	$(BIN)/classify-cam --source build/demo --output build/demo.jsonl --dump-input build/demo-seen
 
 test: setup
 	$(BIN)/python -m pytest
