@@ -20,9 +20,6 @@ from device.spec import IMAGE_SIZE, scale
 # Photos are framed on a copy whose longest edge is this many pixels: masks need no more
 # detail than that, and it keeps a 640x480 frame well under a millisecond per step.
 WORK_SIZE = 160
-# The object fills at most this many pixels of the 28 along its longest edge (the dataset's
-# objects touch the frame).
-FIT = IMAGE_SIZE
 
 
 def to_grey(frame: np.ndarray) -> np.ndarray:
@@ -122,7 +119,7 @@ def main_object(mask: np.ndarray) -> np.ndarray:
 def fit_to_frame(obj: np.ndarray) -> np.ndarray:
     """A trimmed object (h, w) uint8 -> (28, 28) with its longest edge 28, centred by bounding box."""
     h, w = obj.shape
-    f = FIT / max(h, w)
+    f = IMAGE_SIZE / max(h, w)  # the longest edge touches the frame, as in the dataset
     nh, nw = max(1, round(h * f)), max(1, round(w * f))
     small = cv2.resize(obj, (nw, nh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
     # Sharpen like the dataset did after resizing (unsharp mask).
