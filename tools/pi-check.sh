@@ -75,9 +75,9 @@ cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$ROOTFS/etc/ssl/certs/host-ca.crt"
 
 # 'max' (qemu's default CPU model) gives wrong int8 results; emulate the Pi 4's core.
-export QEMU_CPU=cortex-a72
+export QEMU_CPU=${PI_CPU:-cortex-a72}  # PI_CPU=cortex-a76 for a Pi 5
 in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
-  PIP_CERT=/etc/ssl/certs/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 QEMU_CPU=cortex-a72 "$@"; }
+  PIP_CERT=/etc/ssl/certs/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 QEMU_CPU=$QEMU_CPU "$@"; }
 
 # --- this checkout, installed (not editable) in the root, one venv per runtime --------------
 SRC=$ROOTFS/opt/fashion-edge
@@ -120,5 +120,5 @@ for rt in $RUNTIMES; do
 done
 guest=$(in_root /usr/bin/python3 -c 'import platform; print(platform.machine(), "Python", platform.python_version())')
 if [ $status = 0 ]; then word=PASS; else word=FAIL; fi
-echo "pi-check: $word, emulated Cortex-A72 ($guest) against $(uname -m) here: ${verdicts[*]}"
+echo "pi-check: $word, emulated $QEMU_CPU ($guest) against $(uname -m) here: ${verdicts[*]}"
 exit $status
