@@ -137,8 +137,8 @@ def setup(args):
             sources.read_image(source.paths[0])
         except (ValueError, OSError) as exc:
             raise UsageError(f"cannot read image {source.paths[0]}: {exc}") from None
-    settings = pipeline.Settings(args.threshold, args.top_k, args.smooth, args.roi, background, args.dump_input,
-                                 args.raw)
+    settings = pipeline.Settings(threshold=args.threshold, top_k=args.top_k, smooth=args.smooth, roi=args.roi,
+                                 background=background, raw=args.raw)
     return model, source, settings
 
 

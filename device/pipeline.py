@@ -65,7 +65,6 @@ class Settings:
     smooth: int = 1  # frames averaged for live sources
     roi: tuple | None = None
     background: np.ndarray | None = None
-    dump_dir: Path | None = None
     raw: bool = False  # add the output tensor as stored to each record
 
 
