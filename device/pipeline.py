@@ -66,6 +66,7 @@ class Settings:
     roi: tuple | None = None
     background: np.ndarray | None = None
     raw: bool = False  # add the output tensor as stored to each record
+    segment: str = "auto"  # auto: GrabCut for still photos, the fast grey cut for video and cameras
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Labeller:
     def __init__(self, model: Model, settings: Settings, live: bool):
         self.model, self.settings = model, settings
         self.window = deque(maxlen=max(settings.smooth, 1) if live else 1)
+        self.segment = settings.segment if settings.segment != "auto" else ("fast" if live else "grabcut")
 
     def __call__(self, frame, index: int) -> tuple[dict, np.ndarray | None]:
         record = {"source": frame.source, "frame": index, "time": now_iso()}
@@ -112,7 +114,7 @@ class Labeller:
             return record, None
         t0 = time.perf_counter()
         try:
-            x = prepare(frame.image, self.settings.roi, self.settings.background)
+            x = prepare(frame.image, self.settings.roi, self.settings.background, self.segment)
         except (ValueError, TypeError) as exc:  # e.g. an roi outside the picture, a 1x1 image
             record["error"] = f"cannot preprocess: {exc}"
             return record, None

@@ -89,3 +89,71 @@ def test_a_shoe_pair_is_kept_together():
     got = preprocess.frame_photo(img)
     cols = np.flatnonzero(got.max(0))
     assert cols.min() == 0 and cols.max() == 27  # both shoes span the full width
+
+
+def test_resize_area_is_area_averaging_in_whole_numbers():
+    """Exact block means, rounded half up; within one step of OpenCV's INTER_AREA, which rounds in floats."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (56, 84)).astype(np.uint8)
+    blocks = image.reshape(28, 2, 28, 3).astype(np.int64).sum(axis=(1, 3))  # 2x3 blocks
+    np.testing.assert_array_equal(preprocess.resize_area(image, (28, 28)), (blocks + 3) // 6)
+    for shape, size in [((97, 61), (28, 18)), ((160, 120), (28, 21)), ((40, 40), (28, 28))]:
+        image = rng.integers(0, 256, shape).astype(np.uint8)
+        want = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(preprocess.resize_area(image, size).astype(int) - want).max() <= 1
+    flat = preprocess.resize_area(np.full((9, 5), 77, np.uint8), (28, 16))  # upscaling keeps a flat picture flat
+    assert flat.shape == (28, 16) and (flat == 77).all()
+
+
+def test_shrink_uses_a_whole_factor():
+    frame = np.random.default_rng(2).integers(0, 256, (481, 643, 3)).astype(np.uint8)
+    assert preprocess.shrink(frame[:480, :640], 160).shape == (120, 160, 3)  # a VGA frame: 4 x 4 blocks
+    small = preprocess.shrink(frame, 160)
+    assert small.shape == (96, 128, 3)  # 643 / 160 rounds up to 5; the odd row and 3 columns are dropped
+    blocks = frame[:480, :640].reshape(96, 5, 128, 5, 3).astype(np.int64).sum(axis=(1, 3))
+    np.testing.assert_array_equal(small, (blocks + 12) // 25)  # exact block means
+    assert preprocess.shrink(frame[:100, :150], 160).shape == (100, 150, 3)  # small pictures stay as they are
+
+
+def _garment_on_a_bedspread(colour_garment, size=(480, 640)):
+    """A red T-shirt-like shape on a green-and-beige striped bedspread whose grey level matches it."""
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w]
+    stripes = ((x + y) // 24) % 2 == 0
+    scene = np.where(stripes[..., None], [60, 140, 60], [200, 190, 150]).astype(np.uint8)
+    shape = np.zeros((h, w), np.uint8)
+    cv2.rectangle(shape, (250, 150), (390, 380), 255, -1)  # body
+    cv2.rectangle(shape, (180, 150), (460, 220), 255, -1)  # sleeves
+    photo = np.where(shape[..., None] > 0, np.array(colour_garment, np.uint8), scene)
+    return photo, shape
+
+
+def test_grabcut_finds_a_colour_garment_on_a_patterned_bed():
+    """A garment as grey as the busy bed under it: the colour cut finds its outline, and the 28x28 is its shape."""
+    photo, shape = _garment_on_a_bedspread([200, 30, 40])
+    got = preprocess.frame_photo(photo, segment="grabcut")
+    want = preprocess.fit_to_frame(shape[150:381, 180:461])
+    inside = (got > 0) == (want > 0)
+    assert inside.mean() > 0.9, f"outline agrees on {inside.mean():.0%} of pixels"
+
+
+def test_grabcut_on_an_empty_scene_gives_a_black_input():
+    flat = np.full((480, 640, 3), 180, np.uint8)
+    assert preprocess.frame_photo(flat, segment="grabcut").max() == 0
+    noisy = np.clip(180 + np.random.default_rng(1).normal(0, 2, (480, 640, 3)), 0, 255).astype(np.uint8)
+    assert preprocess.frame_photo(noisy, segment="grabcut").max() == 0
+
+
+def test_grabcut_keeps_a_synthetic_photo_like_the_dataset(test_images):
+    images, _ = test_images
+    corrs = []
+    for i in range(20):
+        got = preprocess.frame_photo(render_photo(images[i], seed=i), segment="grabcut")
+        corrs.append(np.corrcoef(got.ravel().astype(float), images[i].ravel().astype(float))[0, 1])
+    # A faint garment (light on the light background) can lose part of its middle; most come back whole.
+    assert np.median(corrs) > 0.7 and min(corrs) > 0.3, np.round(corrs, 2)
+
+
+def test_unknown_segment_is_refused():
+    with pytest.raises(ValueError, match="segment"):
+        preprocess.frame_photo(np.zeros((100, 100), np.uint8), segment="magic")
