@@ -34,6 +34,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shift", type=float, help=f"max shift, fraction of the width (default {defaults.shift})")
     p.add_argument("--rotate", type=float, help=f"max rotation, fraction of a turn (default {defaults.rotate})")
     p.add_argument("--zoom", type=float, help=f"max zoom (default {defaults.zoom})")
+    p.add_argument("--realistic", type=float,
+                   help="share of each batch given a real photo's flaws: residual background, prints, uneven light, "
+                   f"ragged outlines, blur, noise, JPEG (default {defaults.realistic}; 0 = off)")
+    p.add_argument("--outliers", type=float,
+                   help="share of each batch replaced by non-garments (shorts, skirts, hats, close-ups, clutter, "
+                   f"empty frames) trained towards equal scores, so 'unknown' works (default {defaults.outliers})")
     p.add_argument("--label-smoothing", type=float, help=f"(default {defaults.label_smoothing})")
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
                    help="auto: mixed bfloat16 where the CPU has bf16 units, else float32 (default auto)")

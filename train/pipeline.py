@@ -12,7 +12,7 @@ import numpy as np
 from device.preprocess import prepare
 from device.spec import CLASS_NAMES
 from train import data as data_mod
-from train import reports
+from train import realworld, reports
 from train.config import TrainConfig
 
 
@@ -123,7 +123,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     test_images, y_test = data.test.images, data.test.labels
     if cfg.test_limit:
         test_images, y_test = test_images[: cfg.test_limit], y_test[: cfg.test_limit]
-    x_tr, x_val, x_test = prepare(x_tr), prepare(x_val), prepare(test_images)
+    x_val, x_test = prepare(x_val), prepare(test_images)
 
     run_dir = Path(run_dir or Path(cfg.out_dir) / f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model}")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,11 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
           flush=True)
 
     # Model: the shipped network is `model`; augmentation wraps it only for training.
-    steps = int(np.ceil(len(x_tr) / cfg.batch_size))
+    # Batches: uint8 images, a share given a real photo's flaws and a share replaced by
+    # non-garments with equal targets (train/realworld.py), scaled by the device's own `prepare`.
+    batches = realworld.make_batches(x_tr, y_tr, cfg.batch_size, cfg.realistic if cfg.augment else 0.0,
+                                     cfg.outliers, cfg.seed)
+    steps = len(batches)
     precision = resolve_precision(cfg)
     keras.mixed_precision.set_global_policy(precision)  # variables stay float32 either way
     print(f"precision: {precision}", flush=True)
@@ -145,10 +149,9 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     callbacks = [keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, restore_best_weights=True,
                                                verbose=1)]
     t0 = time.time()
-    one_hot = lambda y: keras.utils.to_categorical(y, len(CLASS_NAMES))  # noqa: E731 (label smoothing needs it)
-    history = trainer.fit(x_tr, one_hot(y_tr), validation_data=(x_val, one_hot(y_val)), epochs=cfg.epochs,
-                          batch_size=cfg.batch_size,
-                          shuffle=True, callbacks=callbacks, verbose=verbose)
+    one_hot = keras.utils.to_categorical(y_val, len(CLASS_NAMES))  # label smoothing needs one-hot targets
+    history = trainer.fit(batches, validation_data=(x_val, one_hot), epochs=cfg.epochs, callbacks=callbacks,
+                          verbose=verbose)
     train_seconds = time.time() - t0
     model = float32_copy(model, cfg.model)
 

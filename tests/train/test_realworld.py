@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from train import realworld
+
+
+def test_realistic_flaws_keep_the_dataset_framing(fmnist):
+    images = fmnist.train.images[:300]
+    rng = np.random.default_rng(0)
+    out = [realworld.realistic(img, rng) for img in images]
+    for before, after in zip(images, out):
+        assert after.shape == (28, 28) and after.dtype == np.uint8
+        ys, xs = np.nonzero(after)
+        assert max(np.ptp(ys), np.ptp(xs)) + 1 >= 26  # the longest edge still touches the frame
+    changed = np.mean([np.abs(a.astype(int) - b).mean() > 3 for a, b in zip(out, images)])
+    assert changed > 0.9
+    again = [realworld.realistic(img, np.random.default_rng(0)) for img in images[:1]]
+    np.testing.assert_array_equal(again[0], realworld.realistic(images[0], np.random.default_rng(0)))
+
+
+def test_outliers_are_pictures_of_no_class(fmnist):
+    images, labels = fmnist.train.images[:2000], fmnist.train.labels[:2000]
+    rng = np.random.default_rng(1)
+    out = np.stack([realworld.outlier(images, labels, rng) for _ in range(300)])
+    assert out.shape == (300, 28, 28) and out.dtype == np.uint8
+    empty = (out.max(axis=(1, 2)) == 0).mean()
+    assert 0.01 < empty < 0.2  # some empty frames, mostly things
+    # Shorts are the top of trousers and skirts the bottom of dresses: not copies of training images.
+    assert not any((o == images).all(axis=(1, 2)).any() for o in out[:50])
+
+
+def test_trim_of_a_black_picture_is_empty():
+    assert realworld.trim(np.zeros((28, 28), np.uint8)).size == 0
+    img = np.zeros((28, 28), np.uint8)
+    img[5:9, 10:20] = 7
+    assert realworld.trim(img).shape == (4, 10)
+
+
+def test_batches_mix_outliers_with_equal_targets(fmnist):
+    pytest.importorskip("tensorflow", reason="needs the train extra")
+    images, labels = fmnist.train.images[:1024], fmnist.train.labels[:1024]
+    batches = realworld.make_batches(images, labels, 256, realistic_share=0.5, outlier_share=0.25, seed=3)
+    assert len(batches) == 4
+    x, y = batches[0]
+    assert x.shape == (256, 28, 28, 1) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    uniform = np.all(np.isclose(y, 0.1), axis=1)
+    assert 0.15 < uniform.mean() < 0.35
+    assert np.all(y[~uniform].max(axis=1) == 1)  # the rest keep their one-hot labels
+    x2, y2 = batches[0]
+    np.testing.assert_array_equal(x, x2)  # the same batch of the same epoch, the same pictures
+    batches.on_epoch_end()
+    assert not np.array_equal(batches[0][0], x)  # a new epoch, a new shuffle and new flaws
+
+
+def test_a_shoe_becomes_a_pair_side_by_side():
+    shoe = np.zeros((10, 20), np.uint8)
+    shoe[4:10, :] = 200  # a low, long sole-and-upper block
+    for seed in range(5):
+        both = realworld.pair(shoe, np.random.default_rng(seed))
+        assert both.shape[1] > shoe.shape[1] * 1.25  # wider than one shoe
+        assert (both > 0).sum() > (shoe > 0).sum()  # and more of it

@@ -1,0 +1,250 @@
+"""Training pictures that look like what the device makes of real photos, and pictures of nothing.
+
+The device frames a photo the way the dataset was made (device/preprocess.py), but what comes
+out is never as clean as a Fashion-MNIST image: a strip of bed or floor left at an edge, ragged
+outlines, prints and stripes, light falling off across the garment, a stretched or squashed
+outline, a cut-off sleeve, blur, noise and JPEG blocks. `realistic` gives a dataset image those
+flaws and frames it again with the device's own `fit_to_frame`, so the network learns garments
+through them.
+
+`outlier` makes pictures that are none of the ten classes, trained towards equal scores
+(outlier exposure) so the device can say "unknown": shorts (the top of a pair of trousers), a
+skirt (the bottom of a dress), hats, close-ups of fabric, clutter and empty frames. All come
+from the training images or are drawn here; no real photo is used.
+
+Pictures are (28, 28) uint8, bright garment on black, as everywhere in the project.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from device.preprocess import fit_to_frame
+from device.spec import CLASS_NAMES
+
+TROUSER, DRESS = CLASS_NAMES.index("Trouser"), CLASS_NAMES.index("Dress")
+SHOES = [CLASS_NAMES.index(name) for name in ("Sandal", "Sneaker", "Ankle boot")]
+
+
+def trim(image: np.ndarray) -> np.ndarray:
+    """The bounding box of the non-black pixels; an empty (0, 0) array for a black image."""
+    ys, xs = np.nonzero(image)
+    if len(ys) == 0:
+        return image[:0, :0]
+    return image[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+
+
+def pattern(shape, rng) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: stripes, checks or blotches, like prints on fabric or a bedspread."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    kind = rng.integers(3)
+    if kind == 0:  # stripes at any angle
+        angle, period = rng.uniform(0, np.pi), rng.uniform(2.5, 8)
+        return 0.5 + 0.5 * np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period + rng.uniform(0, 6.3))
+    if kind == 1:  # checks
+        p = rng.uniform(3, 9)
+        return ((np.floor(x / p) + np.floor(y / p)) % 2).astype(np.float32)
+    noise = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), rng.uniform(0.8, 2.5))
+    return (noise > np.median(noise)).astype(np.float32)  # blotches
+
+
+def _residue(value, mask, rng):
+    """Pad the object on one or two sides with a blob of 'background' the segmentation kept."""
+    h, w = value.shape
+    pad = [0, 0, 0, 0]  # top, bottom, left, right
+    for side in rng.choice(4, size=rng.integers(1, 3), replace=False):
+        pad[side] = int(rng.uniform(0.05, 0.25) * (h if side < 2 else w)) + 1
+    value = cv2.copyMakeBorder(value, *pad, cv2.BORDER_CONSTANT, value=0)
+    mask = cv2.copyMakeBorder(mask, *pad, cv2.BORDER_CONSTANT, value=0)
+    H, W = value.shape
+    blob = np.zeros((H, W), np.uint8)
+    centre = (int(rng.uniform(0, W)), int(rng.uniform(0, H)))
+    if pad[0]:
+        centre = (centre[0], pad[0] // 2)
+    elif pad[1]:
+        centre = (centre[0], H - pad[1] // 2)
+    elif pad[2]:
+        centre = (pad[2] // 2, centre[1])
+    else:
+        centre = (W - pad[3] // 2, centre[1])
+    axes = (int(rng.uniform(0.15, 0.6) * W) + 1, int(rng.uniform(0.15, 0.6) * H) + 1)
+    cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    blob = (blob > 0) & ~mask
+    stuff = rng.uniform(40, 220) * (0.6 + 0.4 * pattern((H, W), rng))
+    value = np.where(blob, stuff, value)
+    return value.astype(np.float32), mask | blob
+
+
+def pair(obj: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A trimmed shoe -> the pair, side by side or one behind the other, as shoes are photographed."""
+    h, w = obj.shape
+    other = obj[:, ::-1] if rng.random() < 0.5 else obj
+    dx, dy = int(w * rng.uniform(0.3, 1.1)), int(h * rng.uniform(-0.3, 0.3))
+    canvas = np.zeros((h + abs(dy), w + dx), np.uint8)
+    y0 = max(-dy, 0)
+    canvas[y0: y0 + h, :w] = obj
+    back = canvas[y0 + dy: y0 + dy + h, dx: dx + w]
+    np.copyto(back, other, where=back == 0)  # the second shoe behind the first
+    return canvas
+
+
+def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = None) -> np.ndarray:
+    """(28, 28) uint8 dataset image -> (28, 28) uint8 with a real photo's flaws, framed like the device does.
+
+    label: the image's class; a shoe is sometimes shown as a pair.
+    """
+    obj = trim(image)
+    if obj.size == 0:
+        return image
+    if label in SHOES and rng.random() < 0.4:
+        obj = pair(obj, rng)
+    # Work at twice the size so edges and prints are finer than a dataset pixel.
+    h, w = obj.shape
+    aspect = np.exp(rng.uniform(-0.2, 0.2))  # a garment laid out wider or narrower than the product shot
+    size = (max(2, round(2 * w * aspect)), max(2, round(2 * h / aspect)))
+    value = cv2.resize(obj, size, interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    mask = value > 8
+    h, w = value.shape
+    if rng.random() < 0.25:  # part of the garment outside the picture or under something
+        cut = rng.uniform(0.03, 0.15)
+        side = rng.integers(4)
+        if side == 0:
+            value, mask = value[int(cut * h):], mask[int(cut * h):]
+        elif side == 1:
+            value, mask = value[: h - int(cut * h)], mask[: h - int(cut * h)]
+        elif side == 2:
+            value, mask = value[:, int(cut * w):], mask[:, int(cut * w):]
+        else:
+            value, mask = value[:, : w - int(cut * w)], mask[:, : w - int(cut * w)]
+        h, w = value.shape
+    if rng.random() < 0.35:  # a print, stripes or checks on the fabric
+        value *= 1 - rng.uniform(0.2, 0.7) * pattern((h, w), rng)
+    if rng.random() < 0.5:  # light falling off across the garment
+        angle = rng.uniform(0, 2 * np.pi)
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        ramp = (x / w - 0.5) * np.cos(angle) + (y / h - 0.5) * np.sin(angle)
+        value *= 1 + rng.uniform(0.2, 0.8) * ramp
+    if rng.random() < 0.4:
+        value, mask = _residue(value, mask, rng)
+    if rng.random() < 0.3:  # the outline one step too tight or too loose
+        kernel = np.ones((3, 3), np.uint8)
+        grow = rng.random() < 0.5
+        new = (cv2.dilate if grow else cv2.erode)(mask.astype(np.uint8), kernel).astype(bool)
+        value = np.where(new & ~mask, rng.uniform(40, 160), value)
+        mask = new
+    if rng.random() < 0.3:
+        value = value + rng.normal(0, rng.uniform(3, 15), value.shape)
+    if rng.random() < 0.25:
+        value = cv2.GaussianBlur(value.astype(np.float32), (0, 0), rng.uniform(0.5, 1.2))
+    value = np.clip(value, 0, 255)
+    inside = value[mask]
+    if inside.size == 0:
+        return image
+    if rng.random() < 0.6:  # the device's own contrast stretch to 50..255
+        lo, hi = np.percentile(inside, [1, 99])
+        value = np.clip((value - lo) / max(hi - lo, 1), 0, 1) * 205 + 50
+    else:  # or a camera's gamma and exposure
+        value = 255 * (value / 255) ** rng.uniform(0.6, 1.6)
+    obj = np.where(mask, np.clip(value, 1, 255), 0).astype(np.uint8)
+    out = fit_to_frame(trim(obj))
+    if rng.random() < 0.2:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(30, 80))])
+        out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def _hat(rng) -> np.ndarray:
+    """A cap, beanie or brimmed hat, drawn: a dome, maybe a brim or a visor, with a print."""
+    canvas = np.zeros((64, 64), np.uint8)
+    w, h = rng.uniform(14, 26), rng.uniform(8, 22)
+    cv2.ellipse(canvas, (32, 40), (int(w), int(h)), 0, 180, 360, 255, -1)
+    kind = rng.integers(3)
+    if kind == 0:  # brim all round
+        cv2.ellipse(canvas, (32, 40), (int(w * rng.uniform(1.3, 1.7)), int(rng.uniform(2, 6))), 0, 0, 360, 255, -1)
+    elif kind == 1:  # a cap's visor
+        side = 1 if rng.random() < 0.5 else -1
+        cv2.ellipse(canvas, (int(32 + side * w * 0.8), 40), (int(w * 0.7), int(rng.uniform(3, 7))), 0, 0, 360, 255, -1)
+    else:  # a beanie's folded band
+        cv2.rectangle(canvas, (int(32 - w), 40), (int(32 + w), int(40 + rng.uniform(3, 8))), 255, -1)
+    angle = rng.uniform(-30, 30)
+    rot = cv2.getRotationMatrix2D((32, 32), angle, 1.0)
+    canvas = cv2.warpAffine(canvas, rot, (64, 64), flags=cv2.INTER_NEAREST)
+    value = rng.uniform(80, 255) * (1 - rng.uniform(0, 0.6) * pattern(canvas.shape, rng))
+    return np.where(canvas > 0, np.clip(value, 1, 255), 0).astype(np.uint8)
+
+
+def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A (28, 28) uint8 picture that is none of the ten classes (the model should not be sure of it)."""
+    kind = rng.choice(["shorts", "skirt", "hat", "close-up", "clutter", "empty"], p=[.25, .25, .2, .1, .1, .1])
+    if kind in ("shorts", "skirt"):
+        pool = np.flatnonzero(labels == (TROUSER if kind == "shorts" else DRESS))
+        obj = trim(images[rng.choice(pool)])
+        h = obj.shape[0]
+        if kind == "shorts":  # the top of a pair of trousers: waist and short legs
+            obj = obj[: max(2, int(h * rng.uniform(0.3, 0.55)))]
+        else:  # the bottom of a dress: a skirt
+            obj = obj[int(h * rng.uniform(0.4, 0.65)):]
+        obj = trim(obj)
+        return realistic(fit_to_frame(obj), rng) if obj.size else np.zeros((28, 28), np.uint8)
+    if kind == "hat":
+        return realistic(fit_to_frame(trim(_hat(rng))), rng)
+    if kind == "close-up":  # a patch of fabric filling the frame
+        obj = trim(images[rng.integers(len(images))])
+        h, w = obj.shape
+        if min(h, w) < 6:
+            return np.zeros((28, 28), np.uint8)
+        ch, cw = int(h * rng.uniform(0.25, 0.45)), int(w * rng.uniform(0.25, 0.45))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        patch = obj[y: y + ch, x: x + cw]
+        return fit_to_frame(np.maximum(patch, 1))
+    if kind == "clutter":  # a bedspread or floor pattern, or scattered blobs
+        value = rng.uniform(60, 255) * (0.4 + 0.6 * pattern((28, 28), rng))
+        if rng.random() < 0.5:
+            blobs = cv2.GaussianBlur(rng.random((28, 28)).astype(np.float32), (0, 0), 2) > 0.55
+            value = np.where(blobs, value, 0)
+        return value.astype(np.uint8)
+    out = np.zeros((28, 28), np.uint8)  # empty: black, or a little noise
+    if rng.random() < 0.5:
+        out = np.clip(rng.normal(0, rng.uniform(2, 20), (28, 28)), 0, 255).astype(np.uint8)
+    return out
+
+
+def make_batches(images, labels, batch_size: int, realistic_share: float, outlier_share: float, seed: int):
+    """A keras PyDataset over (uint8 images, int labels): shuffled each epoch, a share of each batch made
+    realistic and a share replaced by outliers with equal targets. Same seed, same batches."""
+    import keras
+
+    from device.preprocess import prepare
+
+    n_classes = len(CLASS_NAMES)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = np.random.default_rng([seed, 0]).permutation(len(labels))
+
+        def __len__(self):
+            return int(np.ceil(len(labels) / batch_size))
+
+        def __getitem__(self, index):
+            rng = np.random.default_rng([seed, self.epoch, index])
+            idx = self.order[index * batch_size: (index + 1) * batch_size]
+            x = images[idx].copy()
+            y = np.eye(n_classes, dtype=np.float32)[labels[idx]]
+            for i in range(len(idx)):
+                draw = rng.random()
+                if draw < outlier_share:
+                    x[i] = outlier(images, labels, rng)
+                    y[i] = 1 / n_classes
+                elif draw < outlier_share + realistic_share:
+                    x[i] = realistic(x[i], rng, int(labels[idx[i]]))
+            return prepare(x), y  # the same scaling as every other path into the model
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(labels))
+
+    return Batches()
