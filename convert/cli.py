@@ -36,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="most accuracy drop of any one class, points (default 1.0)")
     p.add_argument("--min-agreement", type=float, default=0.98,
                    help="least share of test images on which float and int8 predict the same class (default 0.98)")
+    p.add_argument("--unknown-keep", type=float, default=None,
+                   help="calibrate the default 'unknown' threshold so that this share of realistic held-out garments "
+                   "keep their label (default 0.90; see convert/unknown.py)")
     p.add_argument("--dataset", choices=["fashion", "mnist"], default="fashion", help="data set (default fashion)")
     p.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test images only (0 = all)")
     p.add_argument("--report", type=Path, default=Path("runs/convert-report.json"),
@@ -75,11 +78,30 @@ def main(argv=None) -> int:
     print(f"evaluating both files on {len(test_y)} test images ...", flush=True)
     report = evaluate.compare(args.model, args.output, test_x, test_y, tol)
     print(evaluate.format_table(report))
+    report["unknown"] = unknown_threshold(args, data)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     if calibration is not None:
         record(args, report, calibration, data)
     return 0 if report["passed"] else 1
+
+
+def unknown_threshold(args, data) -> dict:
+    """Calibrate the default 'unknown' threshold on held-out validation images (convert/unknown.py)."""
+    from convert import unknown
+    from train.config import TrainConfig
+    from train.pipeline import split_validation
+
+    cfg = TrainConfig()  # the split the shipped recipe held out of training
+    _, (val_x, val_y) = split_validation(data.train.images, data.train.labels, cfg.val_size, cfg.seed)
+    keep = args.unknown_keep if args.unknown_keep is not None else unknown.DEFAULT_KEEP
+    print(f"calibrating the 'unknown' threshold on {min(2000, len(val_y))} realistic held-out garments ...",
+          flush=True)
+    u = unknown.calibrate(args.output, val_x, val_y, keep=keep)
+    print(f"unknown threshold {u['threshold']:.2f}: realistic garments {100 * u['realistic_accuracy']:.1f}% right, "
+          f"{100 * u['unknown_on_garments']:.1f}% of them unknown; {100 * u['unknown_on_non_garments']:.1f}% of "
+          "non-garments unknown")
+    return u
 
 
 def convert(model_path: Path, output: Path, data, size: int, seed: int) -> dict:
@@ -117,6 +139,7 @@ def record(args, report: dict, calibration: dict, data) -> None:
                     "float": {k: report["float"][k] for k in ("accuracy", "per_class", "bytes")},
                     "int8": {k: report["int8"][k] for k in ("accuracy", "per_class", "bytes")}},
     })
+    card.update(args.output.parent / "model_card.json", "unknown", report["unknown"])
     print(f"wrote {args.output} and updated {args.output.parent / 'model_card.json'}")
 
 

@@ -42,3 +42,9 @@ def expected_sha256(model_path: Path) -> str | None:
     model_path = Path(model_path)
     entry = read(model_path.parent / "model_card.json").get("files", {}).get(model_path.name)
     return entry.get("sha256") if entry else None
+
+
+def unknown_threshold(model_path: Path, fallback: float = 0.5) -> float:
+    """The "unknown" threshold calibrated for this model (the card's `unknown` section), else `fallback`."""
+    entry = read(Path(model_path).parent / "model_card.json").get("unknown", {})
+    return float(entry.get("threshold", fallback))

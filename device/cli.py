@@ -65,8 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="labels file, one per line in score order (default: labels.txt beside the model)")
     p.add_argument("--output", type=Path, help="append one JSON object per frame to this file, flushed per line")
     p.add_argument("--max-frames", type=_positive, help="stop after N frames")
-    p.add_argument("--threshold", type=_probability, default=0.5,
-                   help="below this confidence the label is 'unknown' (default 0.5)")
+    p.add_argument("--threshold", type=_probability,
+                   help="below this confidence the label is 'unknown' (default: the threshold calibrated for the model, "
+                   "from its model_card.json; 0.5 where the card has none)")
     p.add_argument("--top-k", type=_positive, default=3, help="classes listed per frame (default 3)")
     p.add_argument("--threads", type=_positive, help="interpreter threads (default: the runtime's choice)")
     p.add_argument("--smooth", type=_positive, default=1,
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
 
 def setup(args):
     """Model, source and settings, or UsageError naming what is wrong."""
-    from device import pipeline, sources
+    from device import card, pipeline, sources
     from device.runtime import ModelError, RuntimeMissing
 
     try:
@@ -141,7 +142,8 @@ def setup(args):
             sources.read_image(source.paths[0])
         except (ValueError, OSError) as exc:
             raise UsageError(f"cannot read image {source.paths[0]}: {exc}") from None
-    settings = pipeline.Settings(threshold=args.threshold, top_k=args.top_k, smooth=args.smooth, roi=args.roi,
+    threshold = args.threshold if args.threshold is not None else card.unknown_threshold(args.model)
+    settings = pipeline.Settings(threshold=threshold, top_k=args.top_k, smooth=args.smooth, roi=args.roi,
                                  background=background, raw=args.raw, segment=args.segment)
     return model, source, settings
 

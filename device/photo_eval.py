@@ -44,20 +44,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "dress, shoes, hat, shorts, skirt")
     p.add_argument("--model", type=Path, default=models.INT8_MODEL, help="model (default: shipped int8)")
     p.add_argument("--labels", type=Path, help="labels (default: labels.txt beside the model)")
-    p.add_argument("--threshold", type=float, default=0.5, help="confidence below which the label is 'unknown'")
+    p.add_argument("--threshold", type=float,
+                   help="confidence below which the label is 'unknown' (default: the model's calibrated one, as "
+                   "classify-cam)")
+    p.add_argument("--segment", choices=["auto", "fast", "grabcut"], default="auto",
+                   help="how the garment is cut out (default auto: grabcut for photos, as classify-cam)")
     p.add_argument("--out", type=Path, default=Path("runs/photo-eval"),
                    help="where to write results.json and worst.png (default runs/photo-eval)")
     p.add_argument("--worst", type=int, default=24, help="mistakes on the contact sheet (default 24)")
     return p.parse_args(argv)
 
 
-def evaluate(folder: Path, model, threshold: float):
+def evaluate(folder: Path, model, threshold: float, segment: str = "auto"):
     """One row per readable photo: folder, predicted label, confidence, and the 28x28 input."""
     from device.pipeline import Labeller, Settings
     from device.sources import ImageFiles, images_under
 
     rows = []
-    labeller = Labeller(model, Settings(threshold=threshold, top_k=1), live=False)
+    labeller = Labeller(model, Settings(threshold=threshold, top_k=1, segment=segment), live=False)
     for kind in sorted(FOLDERS):
         if not (folder / kind).is_dir():
             continue
@@ -138,7 +142,10 @@ def main(argv=None) -> int:
     except (ModelError, RuntimeMissing) as exc:
         print(f"fashion-photo-eval: {exc}", file=sys.stderr)
         return 2
-    rows = evaluate(args.folder, model, args.threshold)
+    from device import card
+
+    threshold = args.threshold if args.threshold is not None else card.unknown_threshold(args.model)
+    rows = evaluate(args.folder, model, threshold, args.segment)
     if not rows:
         print(f"fashion-photo-eval: no photos in known sub-folders of {args.folder}", file=sys.stderr)
         return 2
@@ -146,7 +153,7 @@ def main(argv=None) -> int:
     print(format_report(s, model.labels))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(
-        {**s, "threshold": args.threshold, "model": str(args.model),
+        {**s, "threshold": threshold, "segment": args.segment, "model": str(args.model),
          "photos_list": [{k: r[k] for k in ("path", "kind", "label", "confidence")} for r in rows]}, indent=2))
     contact_sheet(rows, args.out / "worst.png", args.worst)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'worst.png'}")

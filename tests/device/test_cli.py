@@ -186,3 +186,26 @@ def test_raw_scores_are_the_int8_output(photo_folder, int8_model, tmp_path):
         best = max(range(10), key=raw.__getitem__)
         assert line["top"][0][1] == max(s for _, s in line["top"])
         assert abs((raw[best] + 128) / 256 - line["confidence"]) < 1e-3  # output scale 1/256, zero point -128
+
+
+def test_default_threshold_is_the_one_calibrated_for_the_model(photo_folder, int8_model, tmp_path):
+    import shutil
+
+    from device import card
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copyfile(int8_model, folder / "model.tflite")
+    shutil.copyfile(int8_model.parent / "labels.txt", folder / "labels.txt")
+    out = tmp_path / "calibrated.jsonl"
+    assert cam("--source", photo_folder, "--model", folder / "model.tflite", "--output", out).returncode == 0
+    labels = lambda: {line["label"] for line in read_jsonl(out) if "label" in line}  # noqa: E731
+    assert labels() - {"unknown"}  # no card: 0.5
+    card.update(folder / "model_card.json", "unknown", {"threshold": 1.0})  # a card that says: never be sure
+    out.unlink()
+    assert cam("--source", photo_folder, "--model", folder / "model.tflite", "--output", out).returncode == 0
+    assert labels() == {"unknown"}
+    out.unlink()  # the flag still wins over the card
+    assert cam("--source", photo_folder, "--model", folder / "model.tflite", "--threshold", 0, "--output",
+               out).returncode == 0
+    assert "unknown" not in labels()

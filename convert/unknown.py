@@ -1,0 +1,58 @@
+"""The default "unknown" threshold of an int8 model, chosen on pictures it never trained on.
+
+Below the threshold the device says "unknown" instead of a class. It is calibrated on the int8
+model itself, on two synthetic sets made from the validation images the training held out
+(train/pipeline.py split_validation): garments with a real photo's flaws (should keep their
+label) and non-garments (should be unknown), both from train/realworld.py. The threshold keeps
+`keep` of the garments; the card records it, with how many garments and non-garments it turns
+into "unknown", and classify-cam uses it as its default.
+
+No real photo is used: the real-photo set measures the result (README) and is never fitted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_KEEP = 0.90  # share of realistic garments that keep their label (see README, "unknown")
+
+
+def synthetic_sets(images: np.ndarray, labels: np.ndarray, count: int, seed: int):
+    """(garments (n, 28, 28) uint8, their labels, non-garments (n, 28, 28) uint8) from held-out images."""
+    from train.realworld import outlier, realistic
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(labels), size=min(count, len(labels)), replace=False)
+    garments = np.stack([realistic(images[i], rng, int(labels[i])) for i in idx])
+    others = np.stack([outlier(images, labels, rng) for _ in idx])
+    return garments, labels[idx], others
+
+
+def scores(int8_path: Path, images: np.ndarray) -> np.ndarray:
+    """(n, 10) float scores from the device's own runtime and adapters."""
+    from device import classify
+    from device.preprocess import prepare
+    from device.runtime import make_interpreter
+
+    interpreter = make_interpreter(int8_path, threads=1)
+    return np.stack([classify.classify(interpreter, x) for x in prepare(images)])
+
+
+def calibrate(int8_path: Path, images: np.ndarray, labels: np.ndarray, keep: float = DEFAULT_KEEP,
+              count: int = 2000, seed: int = 0) -> dict:
+    """The threshold that leaves `keep` of realistic garments above it, and what it does on both sets."""
+    garments, y, others = synthetic_sets(images, labels, count, seed)
+    s_in, s_out = scores(int8_path, garments), scores(int8_path, others)
+    conf_in, conf_out = s_in.max(1), s_out.max(1)
+    # Floor to 0.01 so the card's figure is the one used and at least `keep` stay above it.
+    threshold = round(float(np.floor(float(np.quantile(conf_in, 1 - keep)) * 100)) / 100, 2)
+    return {
+        "threshold": threshold,
+        "method": f"max score; keeps {keep:.0%} of realistic held-out garments (convert/unknown.py)",
+        "images": int(len(y)), "seed": seed,
+        "realistic_accuracy": round(float(np.mean(s_in.argmax(1) == y)), 4),
+        "unknown_on_garments": round(float(np.mean(conf_in < threshold)), 4),
+        "unknown_on_non_garments": round(float(np.mean(conf_out < threshold)), 4),
+    }
