@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threshold", type=float,
                    help="confidence below which the label is 'unknown' (default: the model's calibrated one, as "
                    "classify-cam)")
+    p.add_argument("--sweep", metavar="T1,T2,...",
+                   help="also print the scores at each of these thresholds, e.g. 0.3,0.4,0.5")
     p.add_argument("--segment", choices=["auto", "fast", "grabcut"], default="auto",
                    help="how the garment is cut out (default auto: grabcut for photos, as classify-cam)")
     p.add_argument("--out", type=Path, default=Path("runs/photo-eval"),
@@ -61,16 +63,21 @@ def evaluate(folder: Path, model, threshold: float, segment: str = "auto"):
     from device.sources import ImageFiles, images_under
 
     rows = []
-    labeller = Labeller(model, Settings(threshold=threshold, top_k=1, segment=segment), live=False)
+    labeller = Labeller(model, Settings(threshold=0.0, top_k=1, segment=segment), live=False)
     for kind in sorted(FOLDERS):
         if not (folder / kind).is_dir():
             continue
         for i, frame in enumerate(ImageFiles(images_under(folder / kind)).frames()):
             record, x = labeller(frame, i)
             if "error" not in record:
-                rows.append({"kind": kind, "path": frame.source, "label": record["label"],
+                rows.append({"kind": kind, "path": frame.source, "top": record["label"],
                              "confidence": record["confidence"], "input": x, "image": frame.image})
-    return rows
+    return with_threshold(rows, threshold)
+
+
+def with_threshold(rows, threshold: float):
+    """Each row's label as the device would give it at this threshold."""
+    return [{**r, "label": r["top"] if r["confidence"] >= threshold else "unknown"} for r in rows]
 
 
 def score(rows) -> dict:
@@ -151,6 +158,12 @@ def main(argv=None) -> int:
         return 2
     s = score(rows)
     print(format_report(s, model.labels))
+    if args.sweep:
+        print(f"\n{'threshold':>9} {'strict %':>9} {'group %':>8} {'unknown in %':>13} {'unknown out %':>14}")
+        for t in sorted(float(v) for v in args.sweep.split(",")):
+            w = score(with_threshold(rows, t))
+            print(f"{t:>9.2f} {100 * w['strict']:>9.1f} {100 * w['group']:>8.1f} "
+                  f"{100 * w['unknown_in_catalogue']:>13.1f} {100 * w['unknown_out_of_catalogue']:>14.1f}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(
         {**s, "threshold": threshold, "segment": args.segment, "model": str(args.model),

@@ -24,7 +24,14 @@ def test_mapping_follows_the_real_photos_readme():
     assert {k for k, (labels, _) in photo_eval.FOLDERS.items() if not labels} == {"hat", "shorts", "skirt"}
 
 
-def test_command_on_a_synthetic_folder(tmp_path, int8_model, fmnist):
+def test_threshold_turns_unsure_answers_into_unknown():
+    rows = [{"kind": "pants", "top": "Trouser", "confidence": 0.9}, {"kind": "hat", "top": "Bag", "confidence": 0.3}]
+    assert [r["label"] for r in photo_eval.with_threshold(rows, 0.5)] == ["Trouser", "unknown"]
+    assert [r["label"] for r in photo_eval.with_threshold(rows, 0.2)] == ["Trouser", "Bag"]
+    assert [r["label"] for r in photo_eval.with_threshold(rows, 0.95)] == ["unknown", "unknown"]
+
+
+def test_command_on_a_synthetic_folder(tmp_path, int8_model, fmnist, capsys):
     images, labels = fmnist.test.images, fmnist.test.labels
     for kind, cls in [("t-shirt", 0), ("pants", 1), ("shoes", 7)]:
         (tmp_path / kind).mkdir()
@@ -33,7 +40,10 @@ def test_command_on_a_synthetic_folder(tmp_path, int8_model, fmnist):
     (tmp_path / "hat").mkdir()
     make_jpeg(tmp_path / "hat" / "flat.jpg", np.full((240, 320, 3), 190, np.uint8))
     out = tmp_path / "out"
-    assert photo_eval.main([str(tmp_path), "--model", str(int8_model), "--out", str(out)]) == 0
+    assert photo_eval.main([str(tmp_path), "--model", str(int8_model), "--out", str(out), "--sweep", "0,1"]) == 0
+    sweep = capsys.readouterr().out.split("threshold")[-1].splitlines()[1:]
+    assert sweep[0].split()[0] == "0.00" and sweep[0].split()[3:] == ["0.0", "0.0"]  # nothing unknown at 0
+    assert sweep[1].split()[1:] == ["0.0", "0.0", "100.0", "100.0"]  # everything unknown at 1
     result = json.loads((out / "results.json").read_text())
     assert result["photos"] == 13 and result["in_catalogue"] == 12
     assert 0 <= result["strict"] <= result["group"] <= 1
