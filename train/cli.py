@@ -7,6 +7,7 @@ import shlex
 import shutil
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from train.config import TrainConfig
 
@@ -40,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--outliers", type=float,
                    help="share of each batch replaced by non-garments (shorts, skirts, hats, close-ups, clutter, "
                    f"empty frames) trained towards equal scores, so 'unknown' works (default {defaults.outliers})")
+    p.add_argument("--init", metavar="MODEL.keras",
+                   help="start from this model's weights instead of from scratch (fine-tuning; same --model)")
     p.add_argument("--label-smoothing", type=float, help=f"(default {defaults.label_smoothing})")
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
                    help="auto: mixed bfloat16 where the CPU has bf16 units, else float32 (default auto)")
@@ -71,6 +74,10 @@ def main(argv=None) -> int:
         print(f"fashion-train: bad --config: {exc}", file=sys.stderr)
         return 2
 
+    if cfg.init and not Path(cfg.init).is_file():
+        print(f"fashion-train: --init: no such model: {cfg.init}", file=sys.stderr)
+        return 2
+
     from train import data as data_mod
     from train import pipeline
 
@@ -96,13 +103,18 @@ def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
     from device import card
 
     run_dir = Path(metrics["run_dir"])
-    shutil.copyfile(run_dir / "model.keras", models.FLOAT_MODEL)
     command = ("fashion-train " + shlex.join(sys.argv[1:] if argv is None else argv)).strip()
     keep = ("accuracy", "classes", "hardest_pairs", "params", "epochs_run", "train_seconds", "val_accuracy")
-    card.update(models.CARD, "training", {
-        "command": command, "config": asdict(cfg), "data_source": metrics["data_source"],
-        "data_sha256": metrics["data_sha256"], "metrics": {k: metrics[k] for k in keep},
-    })
+    section = {"command": command, "config": asdict(cfg), "data_source": metrics["data_source"],
+               "data_sha256": metrics["data_sha256"], "metrics": {k: metrics[k] for k in keep}}
+    if cfg.init:  # fine-tuned: say from what, and keep how that was made when it was the shipped model
+        before = card.read(models.CARD).get("training", {})
+        section["started_from"] = {"file": cfg.init, "sha256": metrics["init_sha256"]}
+        if before and card.read(models.CARD).get("files", {}).get(models.FLOAT_MODEL.name, {}).get(
+                "sha256") == metrics["init_sha256"]:
+            section["started_from"]["training"] = before
+    shutil.copyfile(run_dir / "model.keras", models.FLOAT_MODEL)
+    card.update(models.CARD, "training", section)
     print(f"shipped {models.FLOAT_MODEL} and updated {models.CARD}")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device import card
 from device.preprocess import prepare
 from device.spec import CLASS_NAMES
 from train import data as data_mod
@@ -142,6 +143,8 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     print(f"precision: {precision}", flush=True)
     with strategy().scope():
         model = build(cfg.model)
+        if cfg.init:  # fine-tuning: the same network, started from a trained model's weights
+            model.set_weights(keras.models.load_model(cfg.init, compile=False).get_weights())
         trainer = keras.Sequential([augmenter(cfg), model]) if cfg.augment else model
         compile_model(trainer, cfg, steps)
     model.summary(print_fn=lambda s, **_: print(s))
@@ -162,7 +165,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     metrics.update(model=cfg.model, params=int(model.count_params()), epochs_run=len(history.history["loss"]),
                    train_seconds=round(train_seconds, 1), data_source=data.source, data_sha256=data.sha256,
                    val_accuracy=float(max(history.history["val_accuracy"])), run_dir=str(run_dir),
-                   precision=precision)
+                   precision=precision, init_sha256=card.sha256(Path(cfg.init)) if cfg.init else None)
     reports.write_json(metrics, run_dir / "metrics.json")
     reports.write_json(history.history, run_dir / "history.json")
     reports.plot_curves(history.history, run_dir / "curves.png")

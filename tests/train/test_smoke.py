@@ -58,3 +58,27 @@ def test_same_command_same_weights(tmp_path, fmnist):
     a = keras.models.load_model(tmp_path / "a" / "model.keras").get_weights()
     b = keras.models.load_model(tmp_path / "b" / "model.keras").get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_init_starts_from_the_given_weights(tmp_path, smoke_run):
+    """Fine-tuning with a learning rate of 0 leaves the starting model's weights exactly as they were."""
+    import keras
+
+    from train import pipeline
+    from train.config import TrainConfig
+
+    start = smoke_run[0] / "model.keras"
+    cfg = TrainConfig(model="tutorial", epochs=1, limit=300, val_size=100, test_limit=100, batch_size=64,
+                      learning_rate=0.0, warmup_epochs=0, init=str(start))
+    metrics = pipeline.run(cfg, tmp_path / "ft", verbose=0)
+    a = keras.models.load_model(start).get_weights()
+    b = keras.models.load_model(tmp_path / "ft" / "model.keras").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert metrics["init_sha256"] and len(metrics["init_sha256"]) == 64
+
+
+def test_init_that_does_not_exist_is_a_usage_error(tmp_path, capsys):
+    from train import cli
+
+    assert cli.main(["--init", str(tmp_path / "none.keras")]) == 2
+    assert "no such model" in capsys.readouterr().err
