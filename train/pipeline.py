@@ -133,11 +133,8 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
           flush=True)
 
     # Model: the shipped network is `model`; augmentation wraps it only for training.
-    # Batches: uint8 images, a share given a real photo's flaws and a share replaced by
-    # non-garments with equal targets (train/realworld.py), scaled by the device's own `prepare`.
-    batches = realworld.make_batches(x_tr, y_tr, cfg.batch_size, cfg.realistic if cfg.augment else 0.0,
-                                     cfg.outliers, cfg.seed)
-    steps = len(batches)
+    train_data = training_data(cfg, x_tr, y_tr)
+    steps = int(np.ceil(len(y_tr) / cfg.batch_size))
     precision = resolve_precision(cfg)
     keras.mixed_precision.set_global_policy(precision)  # variables stay float32 either way
     print(f"precision: {precision}", flush=True)
@@ -152,9 +149,9 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     callbacks = [keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, restore_best_weights=True,
                                                verbose=1)]
     t0 = time.time()
-    one_hot = keras.utils.to_categorical(y_val, len(CLASS_NAMES))  # label smoothing needs one-hot targets
-    history = trainer.fit(batches, validation_data=(x_val, one_hot), epochs=cfg.epochs, callbacks=callbacks,
-                          verbose=verbose)
+    one_hot = lambda y: keras.utils.to_categorical(y, len(CLASS_NAMES))  # noqa: E731 (label smoothing needs it)
+    history = trainer.fit(**train_data, validation_data=(x_val, one_hot(y_val)), epochs=cfg.epochs,
+                          callbacks=callbacks, verbose=verbose)
     train_seconds = time.time() - t0
     model = float32_copy(model, cfg.model)
 
@@ -176,6 +173,23 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     print(f"test accuracy {metrics['accuracy']:.4f}  ({metrics['params']} parameters, "
           f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)\nwrote {run_dir}", flush=True)
     return metrics
+
+
+def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray) -> dict:
+    """fit()'s training arguments: uint8 (N, 28, 28) images and int labels in, batches out.
+
+    With real-photo flaws or outliers on: a keras PyDataset whose batches have a share of images
+    given a real photo's flaws and a share replaced by non-garments with equal targets
+    (train/realworld.py). Otherwise plain arrays, shuffled by fit, as the recipe was before those
+    existed: the same command still gives the same weights as then.
+    """
+    import keras
+
+    realistic = cfg.realistic if cfg.augment else 0.0
+    if realistic or cfg.outliers:
+        return {"x": realworld.make_batches(images, labels, cfg.batch_size, realistic, cfg.outliers, cfg.seed)}
+    return {"x": prepare(images), "y": keras.utils.to_categorical(labels, len(CLASS_NAMES)),
+            "batch_size": cfg.batch_size, "shuffle": True}
 
 
 def evaluate_and_report(run_dir: Path, images, y_true, y_pred, title: str) -> dict:

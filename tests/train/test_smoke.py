@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from device.spec import CLASS_NAMES
 from train import reports
@@ -45,14 +46,16 @@ def test_hardest_pairs_are_sorted():
         ("Shirt", "T-shirt/top", 9), ("Ankle boot", "Sneaker", 6), ("Coat", "Pullover", 4)]
 
 
-def test_same_command_same_weights(tmp_path, fmnist):
-    """Fixed seeds and op determinism: two runs of one config give identical weights."""
+@pytest.mark.parametrize("realworld", [0.0, 0.3], ids=["plain-arrays", "realworld-batches"])
+def test_same_command_same_weights(tmp_path, fmnist, realworld):
+    """Fixed seeds and op determinism: two runs of one config give identical weights, on both data paths."""
     import keras
 
     from train import pipeline
     from train.config import TrainConfig
 
-    cfg = TrainConfig(model="edge", epochs=1, limit=300, val_size=100, test_limit=100, batch_size=64)
+    cfg = TrainConfig(model="edge", epochs=1, limit=300, val_size=100, test_limit=100, batch_size=64,
+                      realistic=realworld, outliers=realworld / 3)
     for name in ("a", "b"):
         pipeline.run(cfg, tmp_path / name, verbose=0)
     a = keras.models.load_model(tmp_path / "a" / "model.keras").get_weights()
