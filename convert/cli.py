@@ -24,7 +24,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, default=models.FLOAT_MODEL, help="float .keras model (default: shipped)")
     p.add_argument("--output", type=Path, default=models.INT8_MODEL, help="int8 .tflite to write (default: shipped)")
     p.add_argument("--check-only", action="store_true",
-                   help="convert nothing: evaluate and gate the existing --model / --output pair")
+                   help="convert nothing: evaluate and gate the existing --model / --output pair (and record its "
+                   "calibrated 'unknown' threshold in the model card beside it)")
     p.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION,
                    help=f"calibration images, class-balanced, from the training set (default {DEFAULT_CALIBRATION})")
     p.add_argument("--calibration-seed", type=int, default=0, help="which calibration images (default 0)")
@@ -83,6 +84,10 @@ def main(argv=None) -> int:
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     if calibration is not None:
         record(args, report, calibration, data)
+    else:  # --check-only converts nothing, but the threshold is this file's own: keep the card's up to date
+        from device import card
+
+        card.update(args.output.parent / "model_card.json", "unknown", report["unknown"])
     return 0 if report["passed"] else 1
 
 
