@@ -24,8 +24,8 @@ class TrainConfig:
     shift: float = 0.06  # max translation, fraction of 28 px (about 1.7 px)
     rotate: float = 0.0  # max rotation, fraction of a turn; 0.02 (7 degrees) cost accuracy here
     zoom: float = 0.0  # max zoom in or out; 0.05 cost accuracy here (the dataset's framing is fixed)
-    realistic: float = 0.35  # share of each batch given a real photo's flaws (train/realworld.py); 0 = off
-    outliers: float = 0.1  # share of each batch replaced by non-garments with equal targets, for "unknown"
+    realistic: float = 0.0  # share of each batch given a real photo's flaws (train/realworld.py); 0 = off
+    outliers: float = 0.0  # share of each batch replaced by non-garments with equal targets, for "unknown"
     init: str = ""  # start from this .keras model's weights (fine-tuning); "" = from scratch
     precision: str = "auto"  # auto: mixed_bfloat16 where the CPU has bf16 units (AMX/AVX512-BF16), else float32
     seed: int = 42  # python, numpy and TF seeds; op determinism is on

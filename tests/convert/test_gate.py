@@ -86,7 +86,7 @@ def test_smoke_conversion_end_to_end(smoke_run, fmnist, tmp_path):
     assert (out.parent / "labels.txt").read_text().splitlines()[0] == "T-shirt/top"
     unknown = card["unknown"]  # the calibrated default threshold, read by classify-cam
     assert 0 < unknown["threshold"] < 1 and unknown["images"] == 2000
-    assert unknown["unknown_on_garments"] <= 0.1 + 0.01  # keeps 90% of realistic garments
+    assert unknown["unknown_on_garments"] <= 0.05 + 0.01  # keeps 95% of realistic garments
     assert unknown == json.loads(report_path.read_text())["unknown"]
     # The same pair with the default tolerances: exit 1 if and only if the report failed.
     strict = cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(out),
