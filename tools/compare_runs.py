@@ -20,7 +20,8 @@ def main(argv) -> int:
     diff = [k for k in sorted(a) if a[k].get("label") != b[k].get("label") or a[k].get("raw") != b[k].get("raw")]
     if diff:
         k = diff[0]
-        print(f"{len(diff)} of {len(a)} frames differ (first {k}: {a[k].get('raw')} vs {b[k].get('raw')})")
+        print(f"{len(diff)} of {len(a)} frames differ (first {k}: {a[k].get('label')} {a[k].get('raw')} vs "
+              f"{b[k].get('label')} {b[k].get('raw')})")
         return 1
     print(f"{len(a)} frames, labels and raw int8 scores identical")
     return 0
