@@ -88,7 +88,20 @@ def main(argv=None) -> int:
     from device import card
 
     card.update(args.output.parent / "model_card.json", "unknown", report["unknown"])
+    card.update(args.output.parent / "model_card.json", "reference_outputs", reference_outputs(args.output))
     return 0 if report["passed"] else 1
+
+
+def reference_outputs(int8_path: Path) -> dict:
+    """What the int8 file computes with the portable reference kernels, for a device to compare with."""
+    from device import classify
+    from device.runtime import find_runtime, make_interpreter
+
+    runtime = find_runtime()
+    interpreter = make_interpreter(int8_path, threads=1, runtime=runtime, kernels="reference")
+    return {"what": "raw outputs for classify.fingerprint()'s 8 random-pixel images (PCG64 seed 0)",
+            "kernels": "reference", "runtime": f"{runtime.name} {runtime.version}",
+            "raw": classify.fingerprint(interpreter)}
 
 
 def unknown_threshold(args, data) -> dict:
@@ -100,7 +113,7 @@ def unknown_threshold(args, data) -> dict:
     cfg = TrainConfig()  # the split the shipped recipe held out of training
     _, (val_x, val_y) = split_validation(data.train.images, data.train.labels, cfg.val_size, cfg.seed)
     keep = args.unknown_keep if args.unknown_keep is not None else unknown.DEFAULT_KEEP
-    print(f"calibrating the 'unknown' threshold on {min(2000, len(val_y))} realistic held-out garments ...",
+    print(f"calibrating the 'unknown' threshold on {min(unknown.COUNT, len(val_y))} realistic held-out garments ...",
           flush=True)
     u = unknown.calibrate(args.output, val_x, val_y, keep=keep)
     print(f"unknown threshold {u['threshold']:.2f}: realistic garments {100 * u['realistic_accuracy']:.1f}% right, "

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_KEEP = 0.95  # share of realistic garments that keep their label (chosen on the real-photo set, README)
+COUNT = 2000  # realistic garments, and as many non-garments, made from the held-out images
 
 
 def synthetic_sets(images: np.ndarray, labels: np.ndarray, count: int, seed: int):
@@ -41,7 +42,7 @@ def scores(int8_path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def calibrate(int8_path: Path, images: np.ndarray, labels: np.ndarray, keep: float = DEFAULT_KEEP,
-              count: int = 2000, seed: int = 0) -> dict:
+              count: int = COUNT, seed: int = 0) -> dict:
     """The threshold that leaves `keep` of realistic garments above it, and what it does on both sets."""
     garments, y, others = synthetic_sets(images, labels, count, seed)
     s_in, s_out = scores(int8_path, garments), scores(int8_path, others)

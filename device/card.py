@@ -48,3 +48,9 @@ def unknown_threshold(model_path: Path, fallback: float = 0.5) -> float:
     """The "unknown" threshold calibrated for this model (the card's `unknown` section), else `fallback`."""
     entry = read(Path(model_path).parent / "model_card.json").get("unknown", {})
     return float(entry.get("threshold", fallback))
+
+
+def reference_outputs(model_path: Path) -> list | None:
+    """The fingerprint (device/classify.py) the build machine recorded for this model, or None."""
+    entry = read(Path(model_path).parent / "model_card.json").get("reference_outputs", {})
+    return entry.get("raw")

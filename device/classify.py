@@ -93,3 +93,19 @@ def top_classes(score: np.ndarray, top_k: int = 1, threshold: float = 0.0) -> li
     """
     order = np.argsort(-np.asarray(score, np.float64), kind="stable")[:top_k]
     return [Class(int(i), float(score[i])) for i in order if score[i] >= threshold]
+
+
+def fingerprint(interpreter, count: int = 8, seed: int = 0) -> list[list]:
+    """The raw outputs for `count` fixed images of random pixels: the model's arithmetic, in integers.
+
+    NumPy's PCG64 gives the same pixels on every machine, so with the reference kernels these
+    integers must match the ones recorded in the model card on the machine that built the model.
+    Random pixels keep most scores away from 0 and 255, where a rounding difference would hide.
+    """
+    pixels = np.random.default_rng(seed).integers(0, 256, (count, IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
+    outputs = []
+    for image in pixels:
+        set_input(interpreter, image.astype(np.float32) / 255.0)
+        interpreter.invoke()
+        outputs.append(raw_output(interpreter).tolist())
+    return outputs

@@ -70,6 +70,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "from its model_card.json; 0.5 where the card has none)")
     p.add_argument("--top-k", type=_positive, default=3, help="classes listed per frame (default 3)")
     p.add_argument("--threads", type=_positive, help="interpreter threads (default: the runtime's choice)")
+    p.add_argument("--kernels", choices=["default", "reference"], default="default",
+                   help="default: the runtime's fast kernels, whose int8 rounding can differ by one step between "
+                   "an ARM board and a PC; reference: portable kernels that give the same integers on every "
+                   "machine and runtime, about 40x slower to infer (a few ms for this model)")
     p.add_argument("--smooth", type=_positive, default=1,
                    help="average the scores of the last N frames of a live source or video, so the label does not "
                    "flicker (default 1: off)")
@@ -124,7 +128,7 @@ def setup(args):
     from device.runtime import ModelError, RuntimeMissing
 
     try:
-        model = pipeline.Model(args.model, args.labels, args.threads)
+        model = pipeline.Model(args.model, args.labels, args.threads, kernels=args.kernels)
     except (ModelError, RuntimeMissing) as exc:
         raise UsageError(str(exc)) from None
     background = None
@@ -171,7 +175,8 @@ def run(args) -> int:
     from device import pipeline, sources
 
     model, source, settings = setup(args)
-    print(f"classify-cam: {model.runtime.name} {model.runtime.version}, model {model.path.name}, "
+    kernels = ", reference kernels" if args.kernels == "reference" else ""
+    print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.path.name}, "
           f"source {args.source}", file=sys.stderr)
     labeller = pipeline.Labeller(model, settings, live=source.live or isinstance(source, sources.VideoCapture))
     stats = pipeline.Stats()

@@ -39,6 +39,27 @@ def doctor(args) -> int:
         print(f"  {kind:<9} {np.dtype(detail['dtype']).name} {[int(s) for s in detail['shape']]} scale {scale:.6g} "
               f"zero point {zero}")
     print(f"labels      {args.labels}: {len(model.labels)} ({', '.join(model.labels)})")
+    ok = arithmetic(args, model) and ok
     print("status      " + ("OK: ready to classify" if ok else "PROBLEM: see above"))
     sys.stdout.flush()
     return 0 if ok else 2
+
+
+def arithmetic(args, model) -> bool:
+    """Do this machine's reference kernels give the integers the build machine recorded in the card?"""
+    from device import card, classify
+    from device.runtime import make_interpreter
+
+    expected = card.reference_outputs(args.model)
+    if expected is None:
+        print("arithmetic  not checked (the model card records no reference outputs)")
+        return True
+    reference = make_interpreter(args.model, threads=1, runtime=model.runtime, kernels="reference")
+    got = classify.fingerprint(reference, count=len(expected))
+    if got == expected:
+        print("arithmetic  OK: the reference kernels give the build machine's integers, bit for bit")
+        return True
+    wrong = sum(g != e for g, e in zip(got, expected))
+    print(f"arithmetic  PROBLEM: {wrong} of {len(expected)} fingerprint images give other integers than on "
+          "the build machine (a different model file, or a runtime that computes differently)")
+    return False

@@ -39,10 +39,10 @@ class Model:
     """The interpreter (built once), its labels, and the checks that make them fit together."""
 
     def __init__(self, model_path: Path, labels_path: Path, threads: int | None = None,
-                 runtime: Runtime | None = None):
+                 runtime: Runtime | None = None, kernels: str = "default"):
         verify_model_file(model_path)
         self.runtime = runtime or find_runtime()
-        self.interpreter = make_interpreter(model_path, threads, self.runtime)
+        self.interpreter = make_interpreter(model_path, threads, self.runtime, kernels)
         self.labels = read_labels(labels_path)
         try:
             classify.check_model(self.interpreter, len(self.labels))

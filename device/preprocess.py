@@ -59,6 +59,13 @@ def _percentiles(values: np.ndarray, qs) -> list[int]:
     return [int(np.searchsorted(cdf, q / 100 * cdf[-1])) for q in qs]
 
 
+def stretch(values: np.ndarray, lo, hi) -> np.ndarray:
+    """Map lo..hi onto 50..255, clipped: the dataset's full contrast, and a garment's darkest
+    part never fades into the black background. Keeps a float array's dtype (float32 here,
+    float64 in train/realworld.py's imitation of it)."""
+    return np.clip((values - lo) / max(hi - lo, 1), 0, 1) * 205 + 50
+
+
 def shrink(image: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
     """(H, W[, C]) uint8 -> the same picture with its longest edge at most `limit` pixels.
 
@@ -228,8 +235,7 @@ def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = Non
     neg = 255 - grey[y0:y1, x0:x1]
     m = mask[y0:y1, x0:x1] > 0
     lo, hi = _percentiles(neg[m], [1, 99])
-    obj = np.clip((neg.astype(np.float32) - lo) / max(hi - lo, 1), 0, 1) * 205 + 50  # never fades into black
-    obj = np.where(m, obj, 0).astype(np.uint8)
+    obj = np.where(m, stretch(neg.astype(np.float32), lo, hi), 0).astype(np.uint8)
     return fit_to_frame(obj)
 
 

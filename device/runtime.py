@@ -63,19 +63,38 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
-def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runtime | None = None):
+# Which kernels run the model. "default": the runtime's fastest (XNNPACK and its optimized kernels).
+# Their int8 rounding is chosen per CPU: LiteRT's arm64 build rounds requantization differently
+# from its x86 build, so a few scores can differ by one int8 step between a Pi and a PC (measured
+# with make pi-check). "reference": the portable reference kernels, bit-identical on every CPU and
+# in both runtimes, at about 40x the inference time (still a few ms for this model).
+KERNELS = ("default", "reference")
+
+
+def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runtime | None = None,
+                     kernels: str = "default"):
     """Load and allocate a .tflite model once; raises ModelError with a readable reason."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise ModelError(f"model not found: {model_path}")
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {KERNELS}, not {kernels!r}")
     runtime = runtime or find_runtime()
+    options = {}
+    if kernels == "reference":
+        options["experimental_op_resolver_type"] = _resolver_types(runtime).BUILTIN_REF
     try:
         with _quiet_stderr():  # the runtime's C++ "INFO: Created ... delegate" chatter
-            interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads)
+            interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads, **options)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[0]}") from None
     return interpreter
+
+
+def _resolver_types(runtime: Runtime):
+    """The OpResolverType enum of the module runtime.interpreter_class comes from."""
+    return sys.modules[runtime.interpreter_class.__module__].OpResolverType
 
 
 @contextlib.contextmanager

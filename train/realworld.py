@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from device.preprocess import fit_to_frame
+from device.preprocess import fit_to_frame, stretch
 from device.spec import CLASS_NAMES
 
 TROUSER, DRESS = CLASS_NAMES.index("Trouser"), CLASS_NAMES.index("Dress")
@@ -143,8 +143,7 @@ def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = N
     if inside.size == 0:
         return image
     if rng.random() < 0.6:  # the device's own contrast stretch to 50..255
-        lo, hi = np.percentile(inside, [1, 99])
-        value = np.clip((value - lo) / max(hi - lo, 1), 0, 1) * 205 + 50
+        value = stretch(value, *np.percentile(inside, [1, 99]))
     else:  # or a camera's gamma and exposure
         value = 255 * (value / 255) ** rng.uniform(0.6, 1.6)
     obj = np.where(mask, np.clip(value, 1, 255), 0).astype(np.uint8)

@@ -88,6 +88,13 @@ def test_smoke_conversion_end_to_end(smoke_run, fmnist, tmp_path):
     assert 0 < unknown["threshold"] < 1 and unknown["images"] == 2000
     assert unknown["unknown_on_garments"] <= 0.05 + 0.01  # keeps 95% of realistic garments
     assert unknown == json.loads(report_path.read_text())["unknown"]
+    # The fingerprint a device compares with (classify-cam --doctor): this file's integers, reference kernels.
+    from device import classify
+    from device.runtime import make_interpreter
+
+    recorded = card["reference_outputs"]
+    assert recorded["kernels"] == "reference" and len(recorded["raw"]) == 8
+    assert recorded["raw"] == classify.fingerprint(make_interpreter(out, kernels="reference"))
     # The same pair with the default tolerances: exit 1 if and only if the report failed.
     strict = cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(out),
                        "--test-limit", "500", "--report", str(report_path)])

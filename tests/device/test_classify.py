@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from device import classify
+from device import card, classify
 from device.preprocess import prepare
 from device.runtime import make_interpreter
 
@@ -70,3 +70,18 @@ def test_check_model_refuses_wrong_label_count(int8_model):
     classify.check_model(interpreter, 10)
     with pytest.raises(ValueError, match="10 scores but there are 9 labels"):
         classify.check_model(interpreter, 9)
+
+
+def test_reference_kernels_reproduce_the_cards_integers(int8_model):
+    # The card's fingerprint was computed by fashion-convert on the build machine; every runtime
+    # (LiteRT, tflite-runtime) on every CPU must give the same integers with the reference kernels.
+    expected = card.reference_outputs(int8_model)
+    assert expected is not None and len(expected) == 8
+    interpreter = make_interpreter(int8_model, threads=1, kernels="reference")
+    assert classify.fingerprint(interpreter) == expected
+    assert classify.fingerprint(interpreter, count=2, seed=1) != expected[:2]  # other pixels, other integers
+
+
+def test_unknown_kernels_are_refused(int8_model):
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        make_interpreter(int8_model, kernels="fast")

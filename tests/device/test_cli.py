@@ -166,6 +166,32 @@ def test_doctor(int8_model):
     expected = os.environ.get("EXPECT_RUNTIME")  # set by make test for each lean environment
     assert (expected or "ai-edge-litert") in r.stdout or (not expected and "tflite-runtime" in r.stdout)
     assert "int8 [1, 28, 28, 1]" in r.stdout and "OK" in r.stdout
+    assert "arithmetic  OK: the reference kernels give the build machine's integers" in r.stdout
+
+
+def test_doctor_notices_other_arithmetic(int8_model, tmp_path):
+    # The same model file, but a card whose recorded reference integers are off by one step.
+    for f in ("fashion_int8.tflite", "labels.txt", "model_card.json"):
+        (tmp_path / f).write_bytes((int8_model.parent / f).read_bytes())
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    card["reference_outputs"]["raw"][3][0] += 1
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    r = cam("--doctor", "--model", tmp_path / "fashion_int8.tflite")
+    assert r.returncode == 2 and "arithmetic  PROBLEM: 1 of 8 fingerprint images" in r.stdout
+
+
+def test_reference_kernels_run_and_say_so(photo_folder, int8_model, tmp_path):
+    outs = {}
+    for kernels in ("default", "reference"):
+        outs[kernels] = tmp_path / f"{kernels}.jsonl"
+        r = cam("--source", photo_folder, "--kernels", kernels, "--raw", "--top-k", 10, "--output", outs[kernels])
+        assert r.returncode == 0, r.stderr
+        assert ("reference kernels" in r.stderr) == (kernels == "reference")
+    default, reference = read_jsonl(outs["default"]), read_jsonl(outs["reference"])
+    for a, b in zip(default, reference):  # same labels; integers within a few rounding steps
+        assert a.get("label") == b.get("label")
+        if "raw" in a:
+            assert max(abs(x - y) for x, y in zip(a["raw"], b["raw"])) <= 4
 
 
 def test_help_explains_every_contract_flag():
