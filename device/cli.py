@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--kernels", choices=["default", "reference"], default="default",
                    help="default: the runtime's fast kernels, whose int8 rounding can differ by one step between "
                    "an ARM board and a PC; reference: portable kernels that give the same integers on every "
-                   "machine and runtime, about 40x slower to infer (a few ms for this model)")
+                   "machine and runtime, 10-40x slower to infer (5-9 ms for this model here)")
     p.add_argument("--smooth", type=_positive, default=1,
                    help="average the scores of the last N frames of a live source or video, so the label does not "
                    "flicker (default 1: off)")
