@@ -101,6 +101,24 @@ done
 FRAMES=$ROOTFS/opt/frames
 rm -rf "$FRAMES" && mkdir -p "$FRAMES"
 "$HERE/.venv/bin/python" -m device.demo --out "$FRAMES" --count 30 >/dev/null
+# Real photos too, where the shared development set sits beside the checkout: mounted read-only
+# (never copied), 3 per folder, through the default segmentation for files (GrabCut).
+REAL=${PI_REAL_PHOTOS:-$HERE/../shared/real-photos-dev}
+RUNS="frames:grabcut frames:fast"
+if [ -d "$REAL" ]; then
+  bind "$REAL" "$ROOTFS/opt/real-photos" --bind -o ro
+  rm -rf "$WORK/real" "$ROOTFS/opt/real" && mkdir -p "$WORK/real" "$ROOTFS/opt/real"
+  for dir in "$REAL"/*/; do
+    kind=$(basename "$dir")
+    find "$dir" -maxdepth 1 -type f -iname '*.jpg' | sort | head -3 | while read -r photo; do
+      ln -s "$photo" "$WORK/real/$kind-$(basename "$photo")"
+      ln -s "/opt/real-photos/$kind/$(basename "$photo")" "$ROOTFS/opt/real/$kind-$(basename "$photo")"
+    done
+  done
+  RUNS="$RUNS real:auto"
+else
+  say "no real photos at $REAL (set PI_REAL_PHOTOS): checking rendered frames only"
+fi
 verdicts=()
 status=0
 # Which kernels, and how close, per runtime. tflite-runtime's default kernels are the reference
@@ -112,20 +130,24 @@ for check in $CHECKS; do
   IFS=: read -r rt kernels tolerance <<<"$check"
   host_venv=$HERE/.venv-device; [ "$rt" = tflite ] && host_venv=$HERE/.venv-tflite
   make -C "$HERE" --no-print-directory "${host_venv#"$HERE"/}/.installed" >/dev/null
-  # Both ways of finding the garment: GrabCut (image files) and the fast grey cut (cameras, video).
-  for seg in grabcut fast; do
-    run=$rt-$kernels-$seg
+  # Both ways of finding the garment on the rendered frames (GrabCut for files, the fast grey cut
+  # for cameras and video), and the real photos the way classify-cam treats files by default.
+  for what in $RUNS; do
+    IFS=: read -r src seg <<<"$what"
+    run=$rt-$kernels-$src-$seg
+    here_src=$FRAMES; root_src=/opt/frames
+    [ "$src" = real ] && { here_src=$WORK/real; root_src=/opt/real; }
     flags=(--segment $seg --kernels $kernels --raw --top-k 10 --quiet)
     rm -f "$WORK/host-$run.jsonl" "$ROOTFS/opt/pi-$run.jsonl"
-    (cd /tmp && "$host_venv/bin/classify-cam" --source "$FRAMES" "${flags[@]}" \
+    (cd /tmp && "$host_venv/bin/classify-cam" --source "$here_src" "${flags[@]}" \
       --output "$WORK/host-$run.jsonl" 2>"$WORK/host-$run.err") || { say "host run ($run) failed: $(tail -1 "$WORK/host-$run.err")"; exit 1; }
-    in_root /opt/venv-$rt/bin/classify-cam --source /opt/frames "${flags[@]}" \
+    in_root /opt/venv-$rt/bin/classify-cam --source $root_src "${flags[@]}" \
       --output /opt/pi-$run.jsonl 2>"$WORK/pi-$run.err" || { say "arm64 run ($run) failed: $(tail -1 "$WORK/pi-$run.err")"; exit 1; }
     runtime=$(grep -o 'classify-cam: [a-z-]* [0-9.]*' "$WORK/pi-$run.err" | head -1 | cut -d' ' -f2-)
     line=$("$PYTHON" "$HERE/tools/compare_runs.py" "$WORK/host-$run.jsonl" "$ROOTFS/opt/pi-$run.jsonl" \
       --tolerance "$tolerance") || status=1
     accepted="bit for bit"; [ "$tolerance" = 0 ] || accepted="same labels, up to $tolerance step"
-    verdicts+=("$runtime, $kernels kernels, --segment $seg ($accepted): $line;")
+    verdicts+=("$runtime, $kernels kernels, $src --segment $seg ($accepted): $line;")
   done
   # The model card's fingerprint, computed on the build machine: does the arm64 root reproduce it?
   if [ "$kernels" = reference ] || [ "$rt" = tflite ]; then
