@@ -82,13 +82,15 @@ def main(argv=None) -> int:
     report["unknown"] = unknown_threshold(args, data)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
-    if calibration is not None:
-        record(args, report, calibration, data)
-    # The threshold belongs to the int8 file, converted now or not (--check-only): keep the card's current.
+    # The threshold and the fingerprint belong to the int8 file, converted now or not (--check-only).
     from device import card
 
-    card.update(args.output.parent / "model_card.json", "unknown", report["unknown"])
-    card.update(args.output.parent / "model_card.json", "reference_outputs", reference_outputs(args.output))
+    sections = {"unknown": report["unknown"], "reference_outputs": reference_outputs(args.output)}
+    if calibration is not None:
+        sections["conversion"] = conversion_section(args, report, calibration, data)
+    card.update(args.output.parent / "model_card.json", **sections)
+    if calibration is not None:
+        print(f"wrote {args.output} and updated {args.output.parent / 'model_card.json'}")
     return 0 if report["passed"] else 1
 
 
@@ -142,13 +144,13 @@ def convert(model_path: Path, output: Path, data, size: int, seed: int) -> dict:
             "class_counts": np.bincount(data.train.labels[idx], minlength=10).tolist()}
 
 
-def record(args, report: dict, calibration: dict, data) -> None:
+def conversion_section(args, report: dict, calibration: dict, data) -> dict:
     """The conversion's section of the model card beside the output."""
     from convert.quantize import converter_version
     from device import card
 
     keep = ("images", "agreement", "drop_points", "largest_class_drop", "tolerances", "passed")
-    card.update(args.output.parent / "model_card.json", "conversion", {
+    return {
         "command": ("fashion-convert " + shlex.join(sys.argv[1:])).strip(),
         "source_model": args.model.name, "source_sha256": card.sha256(args.model),
         "converter": f"tensorflow {converter_version()} TFLiteConverter, full-integer int8, per-channel weights",
@@ -156,8 +158,7 @@ def record(args, report: dict, calibration: dict, data) -> None:
         "metrics": {**{k: report[k] for k in keep},
                     "float": {k: report["float"][k] for k in ("accuracy", "per_class", "bytes")},
                     "int8": {k: report["int8"][k] for k in ("accuracy", "per_class", "bytes")}},
-    })
-    print(f"wrote {args.output} and updated {args.output.parent / 'model_card.json'}")
+    }
 
 
 def calibration_study(args, data, test_x, test_y, tol) -> int:

@@ -21,11 +21,11 @@ def read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def update(path: Path, section: str, values: dict) -> dict:
-    """Replace one section of the card, refresh the file hashes, and write it atomically."""
+def update(path: Path, **sections: dict) -> dict:
+    """Replace the named sections of the card, refresh the file hashes, and write it atomically."""
     path = Path(path)
     card = read(path)
-    card[section] = values
+    card.update(sections)
     card["files"] = {
         f.name: {"sha256": sha256(f), "bytes": f.stat().st_size}
         for f in sorted(path.parent.iterdir())

@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from device.runtime import KERNELS
+
 EXIT_OK, EXIT_FAULT, EXIT_USAGE = 0, 1, 2
 
 
@@ -70,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "from its model_card.json; 0.5 where the card has none)")
     p.add_argument("--top-k", type=_positive, default=3, help="classes listed per frame (default 3)")
     p.add_argument("--threads", type=_positive, help="interpreter threads (default: the runtime's choice)")
-    p.add_argument("--kernels", choices=["default", "reference"], default="default",
+    p.add_argument("--kernels", choices=KERNELS, default="default",
                    help="default: the runtime's fast kernels, whose int8 rounding can differ by one step between "
                    "an ARM board and a PC; reference: portable kernels that give the same integers on every "
                    "machine and runtime, 10-40x slower to infer (5-9 ms for this model here)")

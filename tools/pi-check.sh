@@ -149,12 +149,12 @@ for check in $CHECKS; do
     accepted="bit for bit"; [ "$tolerance" = 0 ] || accepted="same labels, up to $tolerance step"
     verdicts+=("$runtime, $kernels kernels, $src --segment $seg ($accepted): $line;")
   done
-  # The model card's fingerprint, computed on the build machine: does the arm64 root reproduce it?
-  if [ "$kernels" = reference ] || [ "$rt" = tflite ]; then
-    doctor=$(in_root /opt/venv-$rt/bin/classify-cam --doctor 2>&1 | grep '^arithmetic' || true)
-    case $doctor in *OK*) ;; *) status=1 ;; esac
-    verdicts+=("$rt --doctor: ${doctor:-no arithmetic line};")
-  fi
+done
+# The model card's fingerprint, computed on the build machine: does the arm64 root reproduce it?
+for rt in $RUNTIMES; do
+  doctor=$(in_root /opt/venv-$rt/bin/classify-cam --doctor 2>&1 | grep '^arithmetic' || true)
+  case $doctor in *OK*) ;; *) status=1 ;; esac
+  verdicts+=("$rt --doctor: ${doctor:-no arithmetic line};")
 done
 guest=$(in_root /usr/bin/python3 -c 'import platform; print(platform.machine(), "Python", platform.python_version())')
 if [ $status = 0 ]; then word=PASS; else word=FAIL; fi

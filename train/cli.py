@@ -114,7 +114,7 @@ def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
                 "sha256") == metrics["init_sha256"]:
             section["started_from"]["training"] = before
     shutil.copyfile(run_dir / "model.keras", models.FLOAT_MODEL)
-    card.update(models.CARD, "training", section)
+    card.update(models.CARD, training=section)
     print(f"shipped {models.FLOAT_MODEL} and updated {models.CARD}")
 
 

@@ -149,8 +149,8 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     callbacks = [keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, restore_best_weights=True,
                                                verbose=1)]
     t0 = time.time()
-    one_hot = lambda y: keras.utils.to_categorical(y, len(CLASS_NAMES))  # noqa: E731 (label smoothing needs it)
-    history = trainer.fit(**train_data, validation_data=(x_val, one_hot(y_val)), epochs=cfg.epochs,
+    one_hot = keras.utils.to_categorical(y_val, len(CLASS_NAMES))  # label smoothing needs one-hot targets
+    history = trainer.fit(**train_data, validation_data=(x_val, one_hot), epochs=cfg.epochs,
                           callbacks=callbacks, verbose=verbose)
     train_seconds = time.time() - t0
     model = float32_copy(model, cfg.model)

@@ -101,7 +101,7 @@ def test_tampered_model_is_refused(photo_folder, int8_model, tmp_path):
     folder.mkdir()
     shutil.copyfile(int8_model, folder / "model.tflite")
     shutil.copyfile(int8_model.parent / "labels.txt", folder / "labels.txt")
-    card.update(folder / "model_card.json", "conversion", {})
+    card.update(folder / "model_card.json", conversion={})
     assert cam("--source", photo_folder, "--model", folder / "model.tflite").returncode == 0
     with open(folder / "model.tflite", "r+b") as f:  # flip one byte of the weights
         f.seek(-100, 2)
@@ -227,7 +227,7 @@ def test_default_threshold_is_the_one_calibrated_for_the_model(photo_folder, int
     assert cam("--source", photo_folder, "--model", folder / "model.tflite", "--output", out).returncode == 0
     labels = lambda: {line["label"] for line in read_jsonl(out) if "label" in line}  # noqa: E731
     assert labels() - {"unknown"}  # no card: 0.5
-    card.update(folder / "model_card.json", "unknown", {"threshold": 1.0})  # a card that says: never be sure
+    card.update(folder / "model_card.json", unknown={"threshold": 1.0})  # a card that says: never be sure
     out.unlink()
     assert cam("--source", photo_folder, "--model", folder / "model.tflite", "--output", out).returncode == 0
     assert labels() == {"unknown"}

@@ -23,8 +23,7 @@ def dev_scores():
     from device import card
     from device.pipeline import Model
 
-    int8_model = models.INT8_MODEL
-
+    int8_model = models.INT8_MODEL  # the shipped file (the int8_model fixture is per test, this is per module)
     model = Model(int8_model, int8_model.parent / "labels.txt")
     rows = photo_eval.evaluate(REAL_PHOTOS, model, card.unknown_threshold(int8_model))
     return photo_eval.score(rows)
