@@ -77,11 +77,18 @@ def _residue(value, mask, rng):
     return value.astype(np.float32), mask | blob
 
 
-def pair(obj: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A trimmed shoe -> the pair, side by side or one behind the other, as shoes are photographed."""
+def pair(obj: np.ndarray, rng: np.random.Generator, above: bool = False) -> np.ndarray:
+    """A trimmed shoe -> the pair, side by side or one behind the other, as shoes are photographed.
+
+    above: the pair seen from above, toes up or down: the dataset only has side views, and a side
+    view turned a quarter is the nearest thing it holds to a shoe's outline from above.
+    """
+    if above:
+        obj = np.rot90(obj, 1 if rng.random() < 0.5 else 3)
     h, w = obj.shape
     other = obj[:, ::-1] if rng.random() < 0.5 else obj
-    dx, dy = int(w * rng.uniform(0.3, 1.1)), int(h * rng.uniform(-0.3, 0.3))
+    spread = (0.95, 1.5) if above else (0.3, 1.1)  # from above the two shoes rarely overlap
+    dx, dy = int(w * rng.uniform(*spread)), int(h * rng.uniform(-0.3, 0.3))
     canvas = np.zeros((h + abs(dy), w + dx), np.uint8)
     y0 = max(-dy, 0)
     canvas[y0: y0 + h, :w] = obj
@@ -98,8 +105,8 @@ def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = N
     obj = trim(image)
     if obj.size == 0:
         return image
-    if label in SHOES and rng.random() < 0.4:
-        obj = pair(obj, rng)
+    if label in SHOES and rng.random() < 0.5:
+        obj = pair(obj, rng, above=rng.random() < 0.4)
     # Work at twice the size so edges and prints are finer than a dataset pixel.
     h, w = obj.shape
     aspect = np.exp(rng.uniform(-0.2, 0.2))  # a garment laid out wider or narrower than the product shot
@@ -154,12 +161,28 @@ def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = N
     return out
 
 
+def _fabric(shape_mask: np.ndarray, rng) -> np.ndarray:
+    """A drawn (h, w) uint8 outline (255 cloth, 150 seams and folds) -> the same outline in a fabric's
+    brightness, maybe with a print, turned a little."""
+    h, w = shape_mask.shape
+    rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-12, 12), 1.0)
+    shape_mask = cv2.warpAffine(shape_mask, rot, (w, h), flags=cv2.INTER_NEAREST)
+    value = rng.uniform(80, 255) * (1 - rng.uniform(0, 0.6) * pattern(shape_mask.shape, rng) * (rng.random() < 0.5))
+    value = value * np.where(shape_mask == 255, 1.0, 0.6)  # drawn seams and folds, a shade darker
+    return np.where(shape_mask > 0, np.clip(value, 1, 255), 0).astype(np.uint8)
+
+
 def _hat(rng) -> np.ndarray:
-    """A cap, beanie or brimmed hat, drawn: a dome, maybe a brim or a visor, with a print."""
+    """(64, 64) outline of a cap, beanie or brimmed hat: a dome, maybe a brim or a visor; or a hat from above."""
     canvas = np.zeros((64, 64), np.uint8)
     w, h = rng.uniform(14, 26), rng.uniform(8, 22)
+    kind = rng.integers(4)
+    if kind == 3:  # from above: a round crown inside a brim, the crown's edge a darker ring
+        r = int(rng.uniform(18, 28))
+        cv2.ellipse(canvas, (32, 32), (r, int(r * rng.uniform(0.8, 1.0))), 0, 0, 360, 255, -1)
+        cv2.circle(canvas, (32, 32), int(r * rng.uniform(0.45, 0.7)), 120, int(rng.uniform(1, 3)))
+        return canvas
     cv2.ellipse(canvas, (32, 40), (int(w), int(h)), 0, 180, 360, 255, -1)
-    kind = rng.integers(3)
     if kind == 0:  # brim all round
         cv2.ellipse(canvas, (32, 40), (int(w * rng.uniform(1.3, 1.7)), int(rng.uniform(2, 6))), 0, 0, 360, 255, -1)
     elif kind == 1:  # a cap's visor
@@ -167,16 +190,49 @@ def _hat(rng) -> np.ndarray:
         cv2.ellipse(canvas, (int(32 + side * w * 0.8), 40), (int(w * 0.7), int(rng.uniform(3, 7))), 0, 0, 360, 255, -1)
     else:  # a beanie's folded band
         cv2.rectangle(canvas, (int(32 - w), 40), (int(32 + w), int(40 + rng.uniform(3, 8))), 255, -1)
-    angle = rng.uniform(-30, 30)
-    rot = cv2.getRotationMatrix2D((32, 32), angle, 1.0)
-    canvas = cv2.warpAffine(canvas, rot, (64, 64), flags=cv2.INTER_NEAREST)
-    value = rng.uniform(80, 255) * (1 - rng.uniform(0, 0.6) * pattern(canvas.shape, rng))
-    return np.where(canvas > 0, np.clip(value, 1, 255), 0).astype(np.uint8)
+    return canvas
+
+
+def _shorts(rng) -> np.ndarray:
+    """(64, 64) outline of shorts laid flat: a waistband, two short legs flaring out, a notch between them."""
+    w = rng.uniform(26, 40)  # waist width on a 64-pixel canvas
+    h = w * rng.uniform(0.55, 1.0)  # shorts are about as long as they are wide, or shorter
+    flare, notch, hem = w * rng.uniform(0, 0.18), h * rng.uniform(0.15, 0.5), w * rng.uniform(0.03, 0.15)
+    x0, y0 = 32 - w / 2, 32 - h / 2
+    points = [(x0, y0), (x0 + w, y0), (x0 + w + flare, y0 + h), (32 + hem, y0 + h), (32, y0 + h - notch),
+              (32 - hem, y0 + h), (x0 - flare, y0 + h)]
+    canvas = np.zeros((64, 64), np.uint8)
+    cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 255)
+    band = int(rng.uniform(1, 4))  # the waistband, a shade darker
+    canvas[int(y0): int(y0) + band][canvas[int(y0): int(y0) + band] > 0] = 150
+    return canvas
+
+
+def _skirt(rng) -> np.ndarray:
+    """(64, 64) outline of a skirt laid flat: narrow at the waist, wide at the hem, straight, wavy or pleated."""
+    top = rng.uniform(16, 30)
+    bottom = top * rng.uniform(1.1, 2.0)
+    h = bottom * rng.uniform(0.5, 1.2)
+    y0, n = 32 - h / 2, 24
+    xs = np.linspace(-bottom / 2, bottom / 2, n)
+    wave = rng.uniform(0, 3) * np.sin(xs * rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else 0 * xs
+    hem = np.stack([32 + xs[::-1], y0 + h + wave[::-1]], 1)
+    points = np.vstack([[(32 - top / 2, y0), (32 + top / 2, y0)], hem])
+    canvas = np.zeros((64, 64), np.uint8)
+    cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 255)
+    if rng.random() < 0.4:  # pleats: darker lines fanning out from the waist
+        for t in np.linspace(-0.4, 0.4, int(rng.integers(3, 7))):
+            cv2.line(canvas, (int(32 + t * top), int(y0)), (int(32 + t * bottom), int(y0 + h)), 150, 1)
+    return canvas
 
 
 def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A (28, 28) uint8 picture that is none of the ten classes (the model should not be sure of it)."""
-    kind = rng.choice(["shorts", "skirt", "hat", "close-up", "clutter", "empty"], p=[.25, .25, .2, .1, .1, .1])
+    kind = rng.choice(["shorts", "skirt", "drawn shorts", "drawn skirt", "hat", "close-up", "clutter", "empty"],
+                      p=[.12, .12, .13, .13, .2, .1, .1, .1])
+    if kind in ("drawn shorts", "drawn skirt"):
+        drawn = _fabric(_shorts(rng) if kind == "drawn shorts" else _skirt(rng), rng)
+        return realistic(fit_to_frame(trim(drawn)), rng)
     if kind in ("shorts", "skirt"):
         pool = np.flatnonzero(labels == (TROUSER if kind == "shorts" else DRESS))
         obj = trim(images[rng.choice(pool)])
@@ -188,7 +244,7 @@ def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) ->
         obj = trim(obj)
         return realistic(fit_to_frame(obj), rng) if obj.size else np.zeros((28, 28), np.uint8)
     if kind == "hat":
-        return realistic(fit_to_frame(trim(_hat(rng))), rng)
+        return realistic(fit_to_frame(trim(_fabric(_hat(rng), rng))), rng)
     if kind == "close-up":  # a patch of fabric filling the frame
         obj = trim(images[rng.integers(len(images))])
         h, w = obj.shape

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -59,3 +60,25 @@ def test_a_shoe_becomes_a_pair_side_by_side():
         both = realworld.pair(shoe, np.random.default_rng(seed))
         assert both.shape[1] > shoe.shape[1] * 1.25  # wider than one shoe
         assert (both > 0).sum() > (shoe > 0).sum()  # and more of it
+
+
+def test_a_shoe_pair_from_above_stands_toes_up_side_by_side():
+    shoe = np.zeros((10, 20), np.uint8)
+    shoe[4:10, :] = 200
+    for seed in range(5):
+        both = realworld.pair(shoe, np.random.default_rng(seed), above=True)
+        assert both.shape[0] >= shoe.shape[1]  # each shoe stands on end: as tall as a shoe is long
+        n, _ = cv2.connectedComponents((both > 0).astype(np.uint8))
+        assert n - 1 == 2  # two shoes, not touching (from above a pair rarely overlaps)
+
+
+def test_drawn_outliers_have_their_garments_outline():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        shorts = realworld.trim(realworld._shorts(rng))
+        h, w = shorts.shape
+        assert 0.4 * w < h <= 1.1 * w  # about as long as wide, or shorter
+        assert shorts[-1, w // 2 - 1: w // 2 + 2].min() == 0  # the notch between the legs
+        skirt = realworld.trim(realworld._skirt(rng))
+        h = len(skirt)
+        assert (skirt[h // 2] > 0).sum() > (skirt[h // 8] > 0).sum()  # widening from the waist to the hem
