@@ -135,8 +135,8 @@ def main(argv=None) -> int:
     what, images = still_photos(args.photos)
     ms = np.array(min((time_stills(images) for _ in range(args.repeat)), key=sum))
     print(f"still photos ({what}): preprocessing mean {ms.mean():.1f} ms, 95th percentile "
-          f"{np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms  (goal <= 50 ms: "
-          f"{'met' if np.percentile(ms, 95) <= 50 else 'NOT met'})")
+          f"{np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms  (goal <= 50 ms a photo: "
+          f"{'met' if ms.max() <= 50 else f'NOT met by {(ms > 50).sum()} of {len(ms)}'})")
     return 0
 
 

@@ -157,3 +157,14 @@ def test_grabcut_keeps_a_synthetic_photo_like_the_dataset(test_images):
 def test_unknown_segment_is_refused():
     with pytest.raises(ValueError, match="segment"):
         preprocess.frame_photo(np.zeros((100, 100), np.uint8), segment="magic")
+
+
+def test_grabcut_gives_a_photo_the_same_input_whatever_came_before(test_images):
+    # GrabCut's k-means draws from OpenCV's global random generator: unseeded, the same photo
+    # would be cut differently depending on the photos processed before it.
+    images, _ = test_images
+    photos = [render_photo(images[i], seed=i) for i in range(6)]
+    first = [preprocess.frame_photo(p, segment="grabcut") for p in photos]
+    again = [preprocess.frame_photo(p, segment="grabcut") for p in photos[::-1]][::-1]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
