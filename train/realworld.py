@@ -8,9 +8,10 @@ flaws and frames it again with the device's own `fit_to_frame`, so the network l
 through them.
 
 `outlier` makes pictures that are none of the ten classes, trained towards equal scores
-(outlier exposure) so the device can say "unknown": shorts (the top of a pair of trousers), a
-skirt (the bottom of a dress), hats, close-ups of fabric, clutter and empty frames. All come
-from the training images or are drawn here; no real photo is used.
+(outlier exposure) so the device can say "unknown": shorts (the top of a pair of trousers, or
+drawn laid flat), skirts (the bottom of a dress, or drawn), hats (side-on or from above),
+close-ups of fabric, clutter and empty frames. All come from the training images or are drawn
+here; no real photo is used.
 
 Pictures are (28, 28) uint8, bright garment on black, as everywhere in the project.
 """
