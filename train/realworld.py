@@ -204,8 +204,8 @@ def _shorts(rng) -> np.ndarray:
               (32 - hem, y0 + h), (x0 - flare, y0 + h)]
     canvas = np.zeros((64, 64), np.uint8)
     cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 255)
-    band = int(rng.uniform(1, 4))  # the waistband, a shade darker
-    canvas[int(y0): int(y0) + band][canvas[int(y0): int(y0) + band] > 0] = 150
+    band = canvas[int(y0): int(y0) + int(rng.uniform(1, 4))]  # the waistband, a shade darker
+    band[band > 0] = 150
     return canvas
 
 
@@ -216,7 +216,7 @@ def _skirt(rng) -> np.ndarray:
     h = bottom * rng.uniform(0.5, 1.2)
     y0, n = 32 - h / 2, 24
     xs = np.linspace(-bottom / 2, bottom / 2, n)
-    wave = rng.uniform(0, 3) * np.sin(xs * rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else 0 * xs
+    wave = rng.uniform(0, 3) * np.sin(xs * rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else np.zeros_like(xs)
     hem = np.stack([32 + xs[::-1], y0 + h + wave[::-1]], 1)
     points = np.vstack([[(32 - top / 2, y0), (32 + top / 2, y0)], hem])
     canvas = np.zeros((64, 64), np.uint8)
@@ -227,13 +227,15 @@ def _skirt(rng) -> np.ndarray:
     return canvas
 
 
+DRAWN = {"drawn shorts": _shorts, "drawn skirt": _skirt, "hat": _hat}  # outliers drawn here, by kind
+
+
 def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A (28, 28) uint8 picture that is none of the ten classes (the model should not be sure of it)."""
     kind = rng.choice(["shorts", "skirt", "drawn shorts", "drawn skirt", "hat", "close-up", "clutter", "empty"],
                       p=[.12, .12, .13, .13, .2, .1, .1, .1])
-    if kind in ("drawn shorts", "drawn skirt"):
-        drawn = _fabric(_shorts(rng) if kind == "drawn shorts" else _skirt(rng), rng)
-        return realistic(fit_to_frame(trim(drawn)), rng)
+    if kind in DRAWN:
+        return realistic(fit_to_frame(trim(_fabric(DRAWN[kind](rng), rng))), rng)
     if kind in ("shorts", "skirt"):
         pool = np.flatnonzero(labels == (TROUSER if kind == "shorts" else DRESS))
         obj = trim(images[rng.choice(pool)])
@@ -244,8 +246,6 @@ def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) ->
             obj = obj[int(h * rng.uniform(0.4, 0.65)):]
         obj = trim(obj)
         return realistic(fit_to_frame(obj), rng) if obj.size else np.zeros((28, 28), np.uint8)
-    if kind == "hat":
-        return realistic(fit_to_frame(trim(_fabric(_hat(rng), rng))), rng)
     if kind == "close-up":  # a patch of fabric filling the frame
         obj = trim(images[rng.integers(len(images))])
         h, w = obj.shape
