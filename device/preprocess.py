@@ -26,6 +26,7 @@ WORK_SIZE = 160
 GRABCUT_SIZE = 112
 GRABCUT_INSET = 0.04  # the first guess: the picture's outer 4% is scene, the rest may be garment
 GRABCUT_ITERATIONS = 2
+GRABCUT_MIN_SHARE = 0.01  # a cut keeping less of the picture than this has lost the garment
 SEGMENTS = ("fast", "grabcut")
 
 
@@ -221,7 +222,11 @@ def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = Non
         grey = to_grey(colour)
         mask = object_mask(grey)
         if mask.any():  # something stands out at all: now find its outline properly
-            mask = grabcut_mask(colour)
+            cut = grabcut_mask(colour)
+            # On a busy rug or bedspread in the garment's own colours GrabCut can give (nearly)
+            # the whole picture to the scene; the grey difference's rougher outline is then far
+            # better than an empty frame (15 of the 341 real photos, README).
+            mask = cut if np.count_nonzero(cut) >= GRABCUT_MIN_SHARE * cut.size else mask
     else:
         grey = shrink(to_grey(frame))
         bg = None

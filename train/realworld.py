@@ -25,7 +25,11 @@ from device.preprocess import fit_to_frame, stretch
 from device.spec import CLASS_NAMES
 
 TROUSER, DRESS = CLASS_NAMES.index("Trouser"), CLASS_NAMES.index("Dress")
-SHOES = [CLASS_NAMES.index(name) for name in ("Sandal", "Sneaker", "Ankle boot")]
+SANDAL, SNEAKER, BOOT = (CLASS_NAMES.index(name) for name in ("Sandal", "Sneaker", "Ankle boot"))
+SHOES = [SANDAL, SNEAKER, BOOT]
+SHOES_ABOVE = 0.3  # share of realistic shoes drawn as a pair seen from above (_shoes_above)
+LONG_SLEEVES = [CLASS_NAMES.index(name) for name in ("Pullover", "Coat", "Shirt")]
+SPREAD = 0.3  # share of realistic long-sleeved tops laid out with their sleeves lifted (spread_sleeves)
 
 
 def trim(image: np.ndarray) -> np.ndarray:
@@ -98,6 +102,23 @@ def pair(obj: np.ndarray, rng: np.random.Generator, above: bool = False) -> np.n
     return canvas
 
 
+def spread_sleeves(obj: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A trimmed long-sleeved top -> the same with its sleeves lifted away from the body, as a top laid
+    flat on a bed or floor often lies; the dataset's product shots have them hanging at the sides."""
+    obj = cv2.resize(obj, (2 * obj.shape[1], 2 * obj.shape[0]), interpolation=cv2.INTER_LINEAR)  # smoother turns
+    h, w = obj.shape
+    sleeve, length = int(w * rng.uniform(0.18, 0.25)) + 1, int(h * rng.uniform(0.7, 0.95))
+    angle = rng.uniform(15, 60)  # degrees away from hanging straight down
+    canvas = np.zeros((3 * h, w + 2 * h), np.uint8)  # room for the sleeves on every side
+    canvas[h: 2 * h, h + sleeve: h + w - sleeve] = obj[:, sleeve: w - sleeve]
+    for x0, x1, shoulder, turn in ((0, sleeve, sleeve, -angle), (w - sleeve, w, w - sleeve, angle)):
+        arm = np.zeros_like(canvas)
+        arm[h: h + length, h + x0: h + x1] = obj[:length, x0: x1]
+        rot = cv2.getRotationMatrix2D((h + shoulder, h + 0.08 * h), turn, 1.0)  # about the shoulder seam
+        np.maximum(canvas, cv2.warpAffine(arm, rot, canvas.shape[::-1], flags=cv2.INTER_LINEAR), out=canvas)
+    return trim(canvas)
+
+
 def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = None) -> np.ndarray:
     """(28, 28) uint8 dataset image -> (28, 28) uint8 with a real photo's flaws, framed like the device does.
 
@@ -106,8 +127,12 @@ def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = N
     obj = trim(image)
     if obj.size == 0:
         return image
+    if label in SHOES and rng.random() < SHOES_ABOVE:
+        return realistic(fit_to_frame(trim(_fabric(_shoes_above(rng, label), rng))), rng)
     if label in SHOES and rng.random() < 0.5:
         obj = pair(obj, rng, above=rng.random() < 0.4)
+    if label in LONG_SLEEVES and rng.random() < SPREAD:
+        obj = spread_sleeves(obj, rng)
     # Work at twice the size so edges and prints are finer than a dataset pixel.
     h, w = obj.shape
     aspect = np.exp(rng.uniform(-0.2, 0.2))  # a garment laid out wider or narrower than the product shot
@@ -225,6 +250,59 @@ def _skirt(rng) -> np.ndarray:
         for t in np.linspace(-0.4, 0.4, int(rng.integers(3, 7))):
             cv2.line(canvas, (int(32 + t * top), int(y0)), (int(32 + t * bottom), int(y0 + h)), 150, 1)
     return canvas
+
+
+def _shoe_outline(length: float, width: float, rng) -> tuple[np.ndarray, list[tuple[np.ndarray, int]]]:
+    """A right shoe seen from above, toe up, centred on (0, 0): its outline (n, 2) as x, y points
+    and the details drawn on it as (polygon, shade 150 or 255)."""
+    t = np.linspace(0, 1, 40)  # heel (0) to toe (1)
+    half = np.where(t > 0.68, np.sqrt(np.clip(1 - ((t - 0.68) / 0.32) ** 2, 0, 1)), 0.75 + 0.25 * t / 0.68)
+    half = half * np.where(t < 0.12, np.sqrt(np.clip(1 - ((0.12 - t) / 0.12) ** 2, 0, 1)), 1)  # round heel
+    arch = 1 - rng.uniform(0, 0.25) * np.exp(-(((t - 0.4) / 0.15) ** 2))  # the inner side curves in
+    y = (0.5 - t) * length
+    outline = np.vstack([np.stack([half * width / 2, y], 1), np.stack([-half * arch * width / 2, y], 1)[::-1]])
+    return outline, []
+
+
+def _ellipse(cx, cy, ax, ay) -> np.ndarray:
+    a = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    return np.stack([cx + ax * np.cos(a), cy + ay * np.sin(a)], 1)
+
+
+def _shoes_above(rng, label: int) -> np.ndarray:
+    """(64, 64) outline of a pair of shoes seen from above, toes the same way, as shoes on a floor are
+    photographed; the dataset has only side views. Sneakers and boots show their opening (boots a
+    wider one) and maybe laces; sandals show straps across the sole."""
+    length = rng.uniform(24, 34)
+    width = length * rng.uniform(0.34, 0.44) * (1.1 if label == BOOT else 1.0)
+    outline, details = _shoe_outline(length, width, rng)
+    if label == SANDAL:
+        for _ in range(rng.integers(1, 4)):
+            yc, th = length * rng.uniform(-0.35, 0.3), length * rng.uniform(0.04, 0.14)
+            details.append((np.array([(-width, yc - th), (width, yc - th), (width, yc + th), (-width, yc + th)]), 150))
+    else:
+        deep = 0.2 if label == BOOT else 0.14
+        opening = _ellipse(0, length * rng.uniform(0.18, 0.28), width * rng.uniform(0.26, 0.34) * (1.2 if label == BOOT else 1),
+                           length * rng.uniform(deep, deep + 0.06))
+        details.append((opening, 150))
+        if rng.random() < 0.7:  # laces
+            for yc in np.linspace(-0.05, -0.2, int(rng.integers(3, 6))) * length:
+                details.append((np.array([(-width * 0.22, yc), (width * 0.22, yc), (width * 0.22, yc + 1), (-width * 0.22, yc + 1)]), 150))
+    canvas = np.zeros((64, 64), np.uint8)
+    gap, shift, splay = width * rng.uniform(0, 0.35), length * rng.uniform(-0.15, 0.15), np.radians(rng.uniform(-8, 15))
+    for side in (1, -1):  # right shoe, then the left one, its mirror image
+        c, s = np.cos(side * splay), np.sin(side * splay)
+        place = lambda pts: np.round(pts * [side, 1] @ np.array([[c, s], [-s, c]])
+                                     + [32 + side * (width + gap) / 2, 32 + side * shift / 2]).astype(np.int32)
+        body = np.zeros_like(canvas)
+        cv2.fillPoly(body, [place(outline)], 255)
+        for poly, shade in details:
+            mark = np.zeros_like(canvas)
+            cv2.fillPoly(mark, [place(poly)], 255)
+            body[(mark > 0) & (body > 0)] = shade
+        np.copyto(canvas, body, where=body > 0)
+    turns = rng.choice(4, p=[0.45, 0.08, 0.4, 0.07])  # toes up, sideways, down
+    return np.ascontiguousarray(np.rot90(canvas, turns))
 
 
 DRAWN = {"drawn shorts": _shorts, "drawn skirt": _skirt, "hat": _hat}  # outliers drawn here, by kind

@@ -16,7 +16,7 @@ IN_BAR, OUT_BAR = 0.10, 0.20
 
 
 @pytest.fixture(scope="module")
-def dev_scores():
+def dev_rows():
     if not REAL_PHOTOS.is_dir():
         pytest.skip(f"the real-photo set is not here: {REAL_PHOTOS}")
     import models
@@ -25,8 +25,17 @@ def dev_scores():
 
     int8_model = models.INT8_MODEL  # the shipped file (the int8_model fixture is per test, this is per module)
     model = Model(int8_model, int8_model.parent / "labels.txt")
-    rows = photo_eval.evaluate(REAL_PHOTOS, model, card.unknown_threshold(int8_model))
-    return photo_eval.score(rows)
+    return photo_eval.evaluate(REAL_PHOTOS, model, card.unknown_threshold(int8_model))
+
+
+@pytest.fixture(scope="module")
+def dev_scores(dev_rows):
+    return photo_eval.score(dev_rows)
+
+
+def test_every_real_photo_gives_the_model_something_to_see(dev_rows):
+    black = [r["path"] for r in dev_rows if r["input"].max() == 0]
+    assert not black, f"{len(black)} photos came out as an empty frame, e.g. {black[:3]}"
 
 
 def test_real_photos_are_mostly_the_right_kind_of_garment(dev_scores):

@@ -82,3 +82,34 @@ def test_drawn_outliers_have_their_garments_outline():
         skirt = realworld.trim(realworld._skirt(rng))
         h = len(skirt)
         assert (skirt[h // 2] > 0).sum() > (skirt[h // 8] > 0).sum()  # widening from the waist to the hem
+
+
+@pytest.mark.parametrize("label", realworld.SHOES)
+def test_drawn_shoes_from_above_are_a_pair_of_long_shoes_with_their_marks(label):
+    rng = np.random.default_rng(3)
+    apart = 0
+    for _ in range(20):
+        pair = realworld._shoes_above(rng, label)
+        assert set(np.unique(pair)) == {0, 150, 255}  # cloth, and an opening, laces or straps a shade darker
+        n, comp, stats, _ = cv2.connectedComponentsWithStats((pair > 0).astype(np.uint8))
+        if n - 1 != 2:  # toes turned in can touch
+            continue
+        apart += 1
+        for k in (1, 2):
+            w, h = stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT]
+            assert 1.6 < max(w, h) / min(w, h) < 3.5  # a shoe's outline: about two to three times as long as wide
+            assert (pair[comp == k] == 150).any()  # each shoe has its marks
+    assert apart >= 10
+
+
+def test_spread_sleeves_lift_the_sleeves_away_from_the_body():
+    top = np.zeros((28, 24), np.uint8)
+    top[:, 5:19] = 200  # the body
+    top[2:, :5] = top[2:, 19:] = 120  # sleeves hanging at its sides, a shade darker
+    rng = np.random.default_rng(4)
+    for _ in range(10):
+        out = realworld.spread_sleeves(top, rng)
+        h, w = out.shape
+        assert w / h > 1.3 * top.shape[1] / top.shape[0]  # wider for its height than the hanging top
+        assert out[-h // 8:, : w // 8].max() == 0 and out[-h // 8:, -w // 8:].max() == 0  # nothing hangs by the hem
+        assert (out == 200).sum() >= 0.75 * 4 * (top == 200).sum()  # most of the body kept (at twice the size)
