@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="least share of test images on which float and int8 predict the same class (default 0.98)")
     p.add_argument("--unknown-keep", type=float, default=None,
                    help="calibrate the default 'unknown' threshold so that this share of realistic held-out garments "
-                   "keep their label (default 0.99; see convert/unknown.py)")
+                   "keep their label (default 0.97; see convert/unknown.py)")
     p.add_argument("--dataset", choices=["fashion", "mnist"], default="fashion", help="data set (default fashion)")
     p.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test images only (0 = all)")
     p.add_argument("--report", type=Path, default=Path("runs/convert-report.json"),

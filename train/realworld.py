@@ -28,8 +28,9 @@ TROUSER, DRESS = CLASS_NAMES.index("Trouser"), CLASS_NAMES.index("Dress")
 SANDAL, SNEAKER, BOOT = (CLASS_NAMES.index(name) for name in ("Sandal", "Sneaker", "Ankle boot"))
 SHOES = [SANDAL, SNEAKER, BOOT]
 SHOES_ABOVE = 0.3  # share of realistic shoes drawn as a pair seen from above (_shoes_above)
-LONG_SLEEVES = [CLASS_NAMES.index(name) for name in ("Pullover", "Coat", "Shirt")]
-SPREAD = 0.3  # share of realistic long-sleeved tops laid out with their sleeves lifted (spread_sleeves)
+# Share of realistic long-sleeved tops laid out with their sleeves lifted (spread_sleeves): jumpers
+# are mostly photographed laid flat, shirts and coats as often on a hanger.
+SPREAD = {CLASS_NAMES.index("Pullover"): 0.5, CLASS_NAMES.index("Coat"): 0.15, CLASS_NAMES.index("Shirt"): 0.15}
 
 
 def trim(image: np.ndarray) -> np.ndarray:
@@ -131,7 +132,7 @@ def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = N
         return realistic(fit_to_frame(trim(_fabric(_shoes_above(rng, label), rng))), rng)
     if label in SHOES and rng.random() < 0.5:
         obj = pair(obj, rng, above=rng.random() < 0.4)
-    if label in LONG_SLEEVES and rng.random() < SPREAD:
+    if label in SPREAD and rng.random() < SPREAD[label]:
         obj = spread_sleeves(obj, rng)
     # Work at twice the size so edges and prints are finer than a dataset pixel.
     h, w = obj.shape
