@@ -5,7 +5,8 @@ out is never as clean as a Fashion-MNIST image: a strip of bed or floor left at 
 outlines, prints and stripes, light falling off across the garment, a stretched or squashed
 outline, a cut-off sleeve, blur, noise and JPEG blocks. `realistic` gives a dataset image those
 flaws and frames it again with the device's own `fit_to_frame`, so the network learns garments
-through them.
+through them. It also poses them as real photos show them and product shots never do: shoes as a
+pair, side by side or drawn seen from above, and long-sleeved tops laid flat with the sleeves out.
 
 `outlier` makes pictures that are none of the ten classes, trained towards equal scores
 (outlier exposure) so the device can say "unknown": shorts (the top of a pair of trousers, or
@@ -253,21 +254,25 @@ def _skirt(rng) -> np.ndarray:
     return canvas
 
 
-def _shoe_outline(length: float, width: float, rng) -> tuple[np.ndarray, list[tuple[np.ndarray, int]]]:
-    """A right shoe seen from above, toe up, centred on (0, 0): its outline (n, 2) as x, y points
-    and the details drawn on it as (polygon, shade 150 or 255)."""
+def _shoe_outline(length: float, width: float, rng) -> np.ndarray:
+    """A right shoe seen from above, toe up, centred on (0, 0): its outline as (n, 2) x, y points."""
     t = np.linspace(0, 1, 40)  # heel (0) to toe (1)
     half = np.where(t > 0.68, np.sqrt(np.clip(1 - ((t - 0.68) / 0.32) ** 2, 0, 1)), 0.75 + 0.25 * t / 0.68)
     half = half * np.where(t < 0.12, np.sqrt(np.clip(1 - ((0.12 - t) / 0.12) ** 2, 0, 1)), 1)  # round heel
     arch = 1 - rng.uniform(0, 0.25) * np.exp(-(((t - 0.4) / 0.15) ** 2))  # the inner side curves in
     y = (0.5 - t) * length
-    outline = np.vstack([np.stack([half * width / 2, y], 1), np.stack([-half * arch * width / 2, y], 1)[::-1]])
-    return outline, []
+    return np.vstack([np.stack([half * width / 2, y], 1), np.stack([-half * arch * width / 2, y], 1)[::-1]])
 
 
 def _ellipse(cx, cy, ax, ay) -> np.ndarray:
     a = np.linspace(0, 2 * np.pi, 24, endpoint=False)
     return np.stack([cx + ax * np.cos(a), cy + ay * np.sin(a)], 1)
+
+
+def _band(y: float, half_height: float, half_width: float) -> np.ndarray:
+    """A rectangle across a shoe at height y: a strap or a lace."""
+    return np.array([(-half_width, y - half_height), (half_width, y - half_height),
+                     (half_width, y + half_height), (-half_width, y + half_height)])
 
 
 def _shoes_above(rng, label: int) -> np.ndarray:
@@ -276,31 +281,31 @@ def _shoes_above(rng, label: int) -> np.ndarray:
     wider one) and maybe laces; sandals show straps across the sole."""
     length = rng.uniform(24, 34)
     width = length * rng.uniform(0.34, 0.44) * (1.1 if label == BOOT else 1.0)
-    outline, details = _shoe_outline(length, width, rng)
+    outline = _shoe_outline(length, width, rng)
+    marks = []  # polygons drawn a shade darker (150) inside the shoe
     if label == SANDAL:
         for _ in range(rng.integers(1, 4)):
             yc, th = length * rng.uniform(-0.35, 0.3), length * rng.uniform(0.04, 0.14)
-            details.append((np.array([(-width, yc - th), (width, yc - th), (width, yc + th), (-width, yc + th)]), 150))
+            marks.append(_band(yc, th, width))
     else:
         deep = 0.2 if label == BOOT else 0.14
-        opening = _ellipse(0, length * rng.uniform(0.18, 0.28), width * rng.uniform(0.26, 0.34) * (1.2 if label == BOOT else 1),
-                           length * rng.uniform(deep, deep + 0.06))
-        details.append((opening, 150))
+        wide = 1.2 if label == BOOT else 1.0
+        marks.append(_ellipse(0, length * rng.uniform(0.18, 0.28), width * rng.uniform(0.26, 0.34) * wide,
+                              length * rng.uniform(deep, deep + 0.06)))  # the opening, towards the heel
         if rng.random() < 0.7:  # laces
             for yc in np.linspace(-0.05, -0.2, int(rng.integers(3, 6))) * length:
-                details.append((np.array([(-width * 0.22, yc), (width * 0.22, yc), (width * 0.22, yc + 1), (-width * 0.22, yc + 1)]), 150))
+                marks.append(_band(yc + 0.5, 0.5, width * 0.22))
     canvas = np.zeros((64, 64), np.uint8)
     gap, shift, splay = width * rng.uniform(0, 0.35), length * rng.uniform(-0.15, 0.15), np.radians(rng.uniform(-8, 15))
     for side in (1, -1):  # right shoe, then the left one, its mirror image
-        c, s = np.cos(side * splay), np.sin(side * splay)
-        place = lambda pts: np.round(pts * [side, 1] @ np.array([[c, s], [-s, c]])
-                                     + [32 + side * (width + gap) / 2, 32 + side * shift / 2]).astype(np.int32)
+        turn = np.array([[np.cos(side * splay), np.sin(side * splay)], [-np.sin(side * splay), np.cos(side * splay)]])
+        centre = (32 + side * (width + gap) / 2, 32 + side * shift / 2)
         body = np.zeros_like(canvas)
-        cv2.fillPoly(body, [place(outline)], 255)
-        for poly, shade in details:
+        cv2.fillPoly(body, [np.round(outline * [side, 1] @ turn + centre).astype(np.int32)], 255)
+        for poly in marks:
             mark = np.zeros_like(canvas)
-            cv2.fillPoly(mark, [place(poly)], 255)
-            body[(mark > 0) & (body > 0)] = shade
+            cv2.fillPoly(mark, [np.round(poly * [side, 1] @ turn + centre).astype(np.int32)], 255)
+            body[(mark > 0) & (body > 0)] = 150
         np.copyto(canvas, body, where=body > 0)
     turns = rng.choice(4, p=[0.45, 0.08, 0.4, 0.07])  # toes up, sideways, down
     return np.ascontiguousarray(np.rot90(canvas, turns))
