@@ -177,14 +177,18 @@ def fit_to_frame(obj: np.ndarray) -> np.ndarray:
     return out
 
 
-def grabcut_mask(rgb: np.ndarray) -> np.ndarray:
-    """uint8 mask (255 = object) of a small colour photo, by GrabCut.
+def grabcut_mask(rgb: np.ndarray, rough: np.ndarray) -> np.ndarray:
+    """uint8 mask (255 = object) of a small colour photo, by GrabCut; `rough` (the grey difference's
+    mask of the same photo) where GrabCut fails.
 
     GrabCut learns colour models of the garment and of the scene from a first guess (everything
     in a rectangle just inside the picture's edge might be garment, the edge itself is scene)
     and cuts along the colour edges between them. On real photos of clothes on beds and floors
     it finds far cleaner outlines than the grey difference from the border does (measured in
     the README), at about 20-30 ms for a photo on this machine: for still photos, not for video.
+    It fails on a picture with too little in it to model (OpenCV raises), and on a busy rug or
+    bedspread in the garment's own colours, where it gives (nearly) the whole picture to the
+    scene: 15 of the 341 real photos came out black before `rough` stood in (README).
     """
     h, w = rgb.shape[:2]
     mask = np.zeros((h, w), np.uint8)
@@ -197,10 +201,11 @@ def grabcut_mask(rgb: np.ndarray) -> np.ndarray:
     try:
         cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), mask, (dx, dy, w - 2 * dx, h - 2 * dy), *models,
                     GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_RECT)
-    except cv2.error:  # a picture with too little in it to model: fall back to the grey difference
-        return object_mask(to_grey(rgb))
+    except cv2.error:
+        return rough
     mask = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
-    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return mask if np.count_nonzero(mask) >= GRABCUT_MIN_SHARE * mask.size else rough
 
 
 def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = None,
@@ -222,11 +227,7 @@ def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = Non
         grey = to_grey(colour)
         mask = object_mask(grey)
         if mask.any():  # something stands out at all: now find its outline properly
-            cut = grabcut_mask(colour)
-            # On a busy rug or bedspread in the garment's own colours GrabCut can give (nearly)
-            # the whole picture to the scene; the grey difference's rougher outline is then far
-            # better than an empty frame (15 of the 341 real photos, README).
-            mask = cut if np.count_nonzero(cut) >= GRABCUT_MIN_SHARE * cut.size else mask
+            mask = grabcut_mask(colour, mask)
     else:
         grey = shrink(to_grey(frame))
         bg = None

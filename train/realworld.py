@@ -130,7 +130,7 @@ def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = N
     if obj.size == 0:
         return image
     if label in SHOES and rng.random() < SHOES_ABOVE:
-        return realistic(fit_to_frame(trim(_fabric(_shoes_above(rng, label), rng))), rng)
+        return _photographed(_shoes_above(rng, label), rng)
     if label in SHOES and rng.random() < 0.5:
         obj = pair(obj, rng, above=rng.random() < 0.4)
     if label in SPREAD and rng.random() < SPREAD[label]:
@@ -198,6 +198,11 @@ def _fabric(shape_mask: np.ndarray, rng) -> np.ndarray:
     value = rng.uniform(80, 255) * (1 - rng.uniform(0, 0.6) * pattern(shape_mask.shape, rng) * (rng.random() < 0.5))
     value = value * np.where(shape_mask == 255, 1.0, 0.6)  # drawn seams and folds, a shade darker
     return np.where(shape_mask > 0, np.clip(value, 1, 255), 0).astype(np.uint8)
+
+
+def _photographed(outline: np.ndarray, rng) -> np.ndarray:
+    """A drawn (64, 64) outline -> (28, 28) uint8: in a fabric, framed, with a real photo's flaws."""
+    return realistic(fit_to_frame(trim(_fabric(outline, rng))), rng)
 
 
 def _hat(rng) -> np.ndarray:
@@ -319,7 +324,7 @@ def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) ->
     kind = rng.choice(["shorts", "skirt", "drawn shorts", "drawn skirt", "hat", "close-up", "clutter", "empty"],
                       p=[.12, .12, .13, .13, .2, .1, .1, .1])
     if kind in DRAWN:
-        return realistic(fit_to_frame(trim(_fabric(DRAWN[kind](rng), rng))), rng)
+        return _photographed(DRAWN[kind](rng), rng)
     if kind in ("shorts", "skirt"):
         pool = np.flatnonzero(labels == (TROUSER if kind == "shorts" else DRESS))
         obj = trim(images[rng.choice(pool)])
