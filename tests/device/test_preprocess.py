@@ -137,16 +137,22 @@ def test_grabcut_finds_a_colour_garment_on_a_patterned_bed():
     assert inside.mean() > 0.9, f"outline agrees on {inside.mean():.0%} of pixels"
 
 
-def test_a_cut_that_loses_the_garment_falls_back_to_the_grey_outline(test_images, monkeypatch):
+@pytest.mark.parametrize("kept", ["speck", "print"])
+def test_a_cut_that_loses_the_garment_falls_back_to_the_grey_outline(test_images, monkeypatch, kept):
     """On a busy rug in the garment's own colours GrabCut can keep only a speck (15 of the real
-    photos came out black before): the grey difference's outline frames the garment instead."""
+    photos came out black before), or only the print of a garment that fills a picture in the
+    scene's colours (a sweatshirt's letters): the grey difference's outline frames the garment."""
     images, _ = test_images
 
-    def speck(bgr, mask, rect, bgd_model, fgd_model, iterations, mode):  # cv2.grabCut's arguments
+    def cut(bgr, mask, rect, bgd_model, fgd_model, iterations, mode):  # cv2.grabCut's arguments
+        h, w = mask.shape
         mask[:] = cv2.GC_BGD
-        mask[10:13, 10:13] = cv2.GC_FGD
+        if kept == "speck":
+            mask[10:13, 10:13] = cv2.GC_FGD
+        else:  # a block in the middle, 1.5% of the picture: more than a speck, a tenth of the garment
+            mask[h // 2: h // 2 + h // 8, w // 2: w // 2 + w // 8] = cv2.GC_FGD
 
-    monkeypatch.setattr(preprocess.cv2, "grabCut", speck)
+    monkeypatch.setattr(preprocess.cv2, "grabCut", cut)
     for i in range(5):
         got = preprocess.frame_photo(render_photo(images[i], seed=i), segment="grabcut")
         assert np.corrcoef(got.ravel().astype(float), images[i].ravel().astype(float))[0, 1] > 0.6
