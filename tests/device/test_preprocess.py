@@ -149,8 +149,8 @@ def test_a_cut_that_loses_the_garment_falls_back_to_the_grey_outline(test_images
         mask[:] = cv2.GC_BGD
         if kept == "speck":
             mask[10:13, 10:13] = cv2.GC_FGD
-        else:  # a block in the middle, 1.5% of the picture: more than a speck, a tenth of the garment
-            mask[h // 2: h // 2 + h // 8, w // 2: w // 2 + w // 8] = cv2.GC_FGD
+        else:  # a block in the middle, 5% of the picture, as the real photos' prints were (1-5%)
+            mask[h // 2: h // 2 + h // 4, w // 2: w // 2 + w // 5] = cv2.GC_FGD
 
     monkeypatch.setattr(preprocess.cv2, "grabCut", cut)
     for i in range(5):
