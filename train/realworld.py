@@ -189,40 +189,71 @@ def realistic(image: np.ndarray, rng: np.random.Generator, label: int | None = N
     return out
 
 
-def _fabric(shape_mask: np.ndarray, rng) -> np.ndarray:
+def _fabric(shape_mask: np.ndarray, rng, source: np.ndarray | None = None) -> np.ndarray:
     """A drawn (h, w) uint8 outline (255 cloth, 150 seams and folds) -> the same outline in a fabric's
-    brightness, maybe with a print, turned a little."""
+    brightness, maybe with a print, turned a little. With `source`, a dataset garment (28, 28), the
+    fabric is the middle of that garment stretched over the outline instead: then a drawn outlier's
+    cloth looks like the classes' own, and only its shape can tell the model it is none of them."""
     h, w = shape_mask.shape
     rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-12, 12), 1.0)
     shape_mask = cv2.warpAffine(shape_mask, rot, (w, h), flags=cv2.INTER_NEAREST)
-    value = rng.uniform(80, 255) * (1 - rng.uniform(0, 0.6) * pattern(shape_mask.shape, rng) * (rng.random() < 0.5))
+    if source is not None and min((obj := trim(source)).shape) >= 8:
+        oh, ow = obj.shape
+        middle = obj[oh // 4: oh - oh // 4, ow // 4: ow - ow // 4].astype(np.float32)
+        value = np.maximum(cv2.resize(middle, (w, h), interpolation=cv2.INTER_LINEAR), 40)
+    else:
+        value = rng.uniform(80, 255) * (1 - rng.uniform(0, 0.6) * pattern(shape_mask.shape, rng) * (rng.random() < 0.5))
     value = value * np.where(shape_mask == 255, 1.0, 0.6)  # drawn seams and folds, a shade darker
     return np.where(shape_mask > 0, np.clip(value, 1, 255), 0).astype(np.uint8)
 
 
-def _photographed(outline: np.ndarray, rng) -> np.ndarray:
-    """A drawn (64, 64) outline -> (28, 28) uint8: in a fabric, framed, with a real photo's flaws."""
-    return realistic(fit_to_frame(trim(_fabric(outline, rng))), rng)
+def _photographed(outline: np.ndarray, rng, source: np.ndarray | None = None) -> np.ndarray:
+    """A drawn (64, 64) outline -> (28, 28) uint8: in a fabric (see _fabric), framed, with a real photo's flaws."""
+    return realistic(fit_to_frame(trim(_fabric(outline, rng, source))), rng)
+
+
+def _dome(w, h, base, rng) -> np.ndarray:
+    """A crown's outline: the top half of a superellipse, round (2) to square-shouldered (3.5)."""
+    p = rng.uniform(2, 3.5)
+    a = np.linspace(0, np.pi, 32)
+    c, s = np.cos(a), np.sin(a)
+    return np.stack([32 + w * np.sign(c) * np.abs(c) ** (2 / p), base - h * np.abs(s) ** (2 / p)], 1)
 
 
 def _hat(rng) -> np.ndarray:
-    """(64, 64) outline of a cap, beanie or brimmed hat: a dome, maybe a brim or a visor; or a hat from above."""
+    """(64, 64) outline of a hat as photographed: a cap from the side or the front, a beanie, a brimmed hat,
+    or a hat from above. Crowns are nearly as tall as wide (real caps and beanies are), seams a shade darker."""
     canvas = np.zeros((64, 64), np.uint8)
-    w, h = rng.uniform(14, 26), rng.uniform(8, 22)
-    kind = rng.integers(4)
-    if kind == 3:  # from above: a round crown inside a brim, the crown's edge a darker ring
+    kind = rng.choice(["brimmed", "cap side", "cap front", "beanie", "above"], p=[0.15, 0.2, 0.3, 0.25, 0.1])
+    if kind == "above":  # a round crown inside a brim, the crown's edge a darker ring
         r = int(rng.uniform(18, 28))
         cv2.ellipse(canvas, (32, 32), (r, int(r * rng.uniform(0.8, 1.0))), 0, 0, 360, 255, -1)
-        cv2.circle(canvas, (32, 32), int(r * rng.uniform(0.45, 0.7)), 120, int(rng.uniform(1, 3)))
+        cv2.circle(canvas, (32, 32), int(r * rng.uniform(0.45, 0.7)), 150, int(rng.uniform(1, 3)))
         return canvas
-    cv2.ellipse(canvas, (32, 40), (int(w), int(h)), 0, 180, 360, 255, -1)
-    if kind == 0:  # brim all round
-        cv2.ellipse(canvas, (32, 40), (int(w * rng.uniform(1.3, 1.7)), int(rng.uniform(2, 6))), 0, 0, 360, 255, -1)
-    elif kind == 1:  # a cap's visor
+    w = rng.uniform(12, 20)  # half the crown's width
+    h = w * {"brimmed": rng.uniform(0.7, 1.2), "beanie": rng.uniform(1.3, 2.0)}.get(kind, rng.uniform(0.9, 1.4))
+    base = int(32 + h / 2)
+    cv2.fillPoly(canvas, [np.round(_dome(w, h, base, rng)).astype(np.int32)], 255)
+    top = (32, int(base - h))
+    if kind != "beanie" and rng.random() < 0.7:  # panel seams from the button down to the band
+        for x in np.linspace(-0.6, 0.6, int(rng.integers(2, 5))) * w:
+            cv2.line(canvas, top, (int(32 + x), base), 150, 1)
+    if kind == "brimmed":  # a brim all round
+        cv2.ellipse(canvas, (32, base), (int(w * rng.uniform(1.3, 1.7)), int(rng.uniform(2, 6))), 0, 0, 360, 255, -1)
+    elif kind == "cap side":  # the visor sticks out to one side
         side = 1 if rng.random() < 0.5 else -1
-        cv2.ellipse(canvas, (int(32 + side * w * 0.8), 40), (int(w * 0.7), int(rng.uniform(3, 7))), 0, 0, 360, 255, -1)
-    else:  # a beanie's folded band
-        cv2.rectangle(canvas, (int(32 - w), 40), (int(32 + w), int(40 + rng.uniform(3, 8))), 255, -1)
+        cv2.ellipse(canvas, (int(32 + side * w * 0.9), base), (int(w * 0.8), int(rng.uniform(3, 7))),
+                    side * rng.uniform(0, 15), 0, 360, 255, -1)
+    elif kind == "cap front":  # the visor faces the camera: a flat crescent under the crown, wider than it
+        cv2.ellipse(canvas, (32, base), (int(w * rng.uniform(1.0, 1.3)), int(h * rng.uniform(0.2, 0.45))),
+                    0, 0, 180, 255, -1)
+        cv2.line(canvas, (int(32 - w), base), (int(32 + w), base), 150, 1)
+    else:  # a beanie: a folded band at the bottom, maybe a pom-pom
+        band = int(h * rng.uniform(0.15, 0.35))
+        cv2.rectangle(canvas, (int(32 - w), base - band), (int(32 + w), base), 255, -1)
+        cv2.line(canvas, (int(32 - w), base - band), (int(32 + w), base - band), 150, 1)
+        if rng.random() < 0.4:
+            cv2.circle(canvas, top, int(w * rng.uniform(0.25, 0.4)), 255, -1)
     return canvas
 
 
@@ -316,6 +347,7 @@ def _shoes_above(rng, label: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(canvas, turns))
 
 
+DATASET_FABRIC = 0.7  # share of drawn outliers cut from a dataset garment's fabric (see _fabric)
 DRAWN = {"drawn shorts": _shorts, "drawn skirt": _skirt, "hat": _hat}  # outliers drawn here, by kind
 
 
@@ -324,7 +356,8 @@ def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) ->
     kind = rng.choice(["shorts", "skirt", "drawn shorts", "drawn skirt", "hat", "close-up", "clutter", "empty"],
                       p=[.12, .12, .13, .13, .2, .1, .1, .1])
     if kind in DRAWN:
-        return _photographed(DRAWN[kind](rng), rng)
+        source = images[rng.integers(len(images))] if rng.random() < DATASET_FABRIC else None
+        return _photographed(DRAWN[kind](rng), rng, source)
     if kind in ("shorts", "skirt"):
         pool = np.flatnonzero(labels == (TROUSER if kind == "shorts" else DRESS))
         obj = trim(images[rng.choice(pool)])

@@ -84,6 +84,13 @@ def test_drawn_outliers_have_their_garments_outline():
         assert (skirt[h // 2] > 0).sum() > (skirt[h // 8] > 0).sum()  # widening from the waist to the hem
 
 
+def test_drawn_hats_are_nearly_as_tall_as_wide():
+    # Real caps and beanies fill a square frame; flat half-discs taught the model nothing about them.
+    rng = np.random.default_rng(2)
+    aspects = [np.divide(*realworld.trim(realworld._hat(rng)).shape) for _ in range(40)]
+    assert min(aspects) > 0.25 and np.median(aspects) > 0.6 and max(aspects) > 0.9
+
+
 @pytest.mark.parametrize("label", realworld.SHOES)
 def test_drawn_shoes_from_above_are_a_pair_of_long_shoes_with_their_marks(label):
     rng = np.random.default_rng(3)
@@ -113,3 +120,4 @@ def test_spread_sleeves_lift_the_sleeves_away_from_the_body():
         assert w / h > 1.3 * top.shape[1] / top.shape[0]  # wider for its height than the hanging top
         assert out[-h // 8:, : w // 8].max() == 0 and out[-h // 8:, -w // 8:].max() == 0  # nothing hangs by the hem
         assert (out == 200).sum() >= 0.75 * 4 * (top == 200).sum()  # most of the body kept (at twice the size)
+
