@@ -21,7 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     defaults = TrainConfig()
     p.add_argument("--config", help="start from a saved config.json (a run folder's) instead of the defaults")
-    p.add_argument("--model", choices=["edge", "tutorial", "dense"], help=f"network (default {defaults.model})")
+    p.add_argument("--model", choices=["edge", "edge-wide", "tutorial", "dense"], help=f"network (default {defaults.model})")
     p.add_argument("--dataset", choices=["fashion", "mnist"], help=f"data set (default {defaults.dataset})")
     p.add_argument("--epochs", type=int, help=f"most epochs; early stopping may end sooner (default {defaults.epochs})")
     p.add_argument("--batch-size", type=int, help=f"(default {defaults.batch_size})")

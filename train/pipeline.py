@@ -110,7 +110,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     import keras
     import tensorflow as tf
 
-    from train.models import build
+    from train.models import build, widen
 
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()  # same command, same weights
@@ -141,7 +141,11 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     with strategy().scope():
         model = build(cfg.model)
         if cfg.init:  # fine-tuning: the same network, started from a trained model's weights
-            model.set_weights(keras.models.load_model(cfg.init, compile=False).get_weights())
+            start = keras.models.load_model(cfg.init, compile=False)
+            if cfg.model == "edge-wide" and start.count_params() < model.count_params():
+                widen(start, model)  # an edge model: the same scores in the wider network
+            else:
+                model.set_weights(start.get_weights())
         trainer = keras.Sequential([augmenter(cfg), model]) if cfg.augment else model
         compile_model(trainer, cfg, steps)
     model.summary(print_fn=lambda s, **_: print(s))

@@ -5,7 +5,7 @@ from device.spec import INPUT_SHAPE, NUM_CLASSES
 from train import models
 
 
-@pytest.mark.parametrize("name", ["edge", "tutorial", "dense"])
+@pytest.mark.parametrize("name", ["edge", "edge-wide", "tutorial", "dense"])
 def test_builders_give_ten_probabilities(name):
     model = models.build(name)
     assert tuple(model.input_shape[1:]) == INPUT_SHAPE
@@ -17,6 +17,7 @@ def test_builders_give_ten_probabilities(name):
 def test_edge_model_fits_the_size_budget():
     # int8 weights: about one byte per parameter; the shipped file must stay under 300 KB.
     assert models.build("edge").count_params() < 250_000
+    assert models.build("edge-wide").count_params() < 250_000
 
 
 def test_tutorial_and_dense_are_the_published_designs():
@@ -27,3 +28,23 @@ def test_tutorial_and_dense_are_the_published_designs():
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="choose from"):
         models.build("resnet")
+
+
+def test_widen_keeps_an_edge_models_scores():
+    """edge -> edge-wide by duplicating the last stage's channels: the same function, more room to learn."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    start = models.build("edge")
+    # Move batch norm off its identity start so the statistics have to be carried over too.
+    for layer in start.layers:
+        if layer.name.endswith("_bn"):
+            layer.set_weights([w + np.random.default_rng(1).uniform(0.1, 0.5, w.shape).astype(w.dtype)
+                               for w in layer.get_weights()])
+    x = np.random.default_rng(2).random((8, *INPUT_SHAPE)).astype(np.float32)
+    want = start.predict(x, verbose=0)
+    exact = models.widen(start, models.build("edge-wide"), noise=0)
+    assert exact.count_params() > start.count_params() + 80_000
+    np.testing.assert_allclose(exact.predict(x, verbose=0), want, atol=1e-5)
+    parted = models.widen(start, models.build("edge-wide")).predict(x, verbose=0)  # copies a little apart
+    assert 0 < np.abs(parted - want).max() < 0.02
