@@ -21,7 +21,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     defaults = TrainConfig()
     p.add_argument("--config", help="start from a saved config.json (a run folder's) instead of the defaults")
-    p.add_argument("--model", choices=["edge", "edge-wide", "tutorial", "dense"], help=f"network (default {defaults.model})")
+    p.add_argument("--model", choices=["edge", "edge-wide", "tutorial", "dense"],
+                   help=f"network (default {defaults.model}; edge-wide: edge with a 256-channel last stage, "
+                   "for fine-tuning from an edge model)")
     p.add_argument("--dataset", choices=["fashion", "mnist"], help=f"data set (default {defaults.dataset})")
     p.add_argument("--epochs", type=int, help=f"most epochs; early stopping may end sooner (default {defaults.epochs})")
     p.add_argument("--batch-size", type=int, help=f"(default {defaults.batch_size})")
@@ -42,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of each batch replaced by non-garments (shorts, skirts, hats, close-ups, clutter, "
                    f"empty frames) trained towards equal scores, so 'unknown' works (default {defaults.outliers})")
     p.add_argument("--init", metavar="MODEL.keras",
-                   help="start from this model's weights instead of from scratch (fine-tuning; same --model)")
+                   help="start from this model's weights instead of from scratch (fine-tuning; same --model, or "
+                   "an edge model for --model edge-wide, widened to start with nearly the same scores)")
     p.add_argument("--label-smoothing", type=float, help=f"(default {defaults.label_smoothing})")
     p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
                    help="auto: mixed bfloat16 where the CPU has bf16 units, else float32 (default auto)")

@@ -85,3 +85,23 @@ def test_init_that_does_not_exist_is_a_usage_error(tmp_path, capsys):
 
     assert cli.main(["--init", str(tmp_path / "none.keras")]) == 2
     assert "no such model" in capsys.readouterr().err
+
+
+def test_edge_wide_fine_tuning_widens_an_edge_start(tmp_path, fmnist):
+    """--model edge-wide --init EDGE.keras: the last stage starts as the edge model's channels, twice."""
+    import keras
+
+    from train import models, pipeline
+    from train.config import TrainConfig
+
+    start = models.build("edge")
+    start.save(tmp_path / "edge.keras")
+    cfg = TrainConfig(model="edge-wide", epochs=1, limit=300, val_size=100, test_limit=100, batch_size=64,
+                      learning_rate=0.0, warmup_epochs=0, init=str(tmp_path / "edge.keras"))
+    pipeline.run(cfg, tmp_path / "wide", verbose=0)
+    wide = keras.models.load_model(tmp_path / "wide" / "model.keras")
+    k0, k1 = np.split(wide.get_layer("b3_conv").kernel.numpy(), 2, axis=-1)
+    np.testing.assert_array_equal(k0, start.get_layer("b3_conv").kernel.numpy())
+    np.testing.assert_allclose(k1, k0, atol=0.1 * k0.std())  # the copies, a little apart
+    half = wide.get_layer("scores").kernel.numpy().reshape(9, 256, 10)[:, :128]
+    np.testing.assert_allclose(half, start.get_layer("scores").kernel.numpy().reshape(9, 128, 10) / 2, rtol=1e-6)
