@@ -57,7 +57,8 @@ def build_edge(width: int = 32, dropout: float = 0.3, top: int | None = None) ->
     """Our edge CNN: three VGG-style stages, 28 -> 14 -> 7 -> 3, then a small dense head.
 
     Shapes for width=32: (28,28,32) x2 -> pool -> (14,14,64) x2 -> pool -> (7,7,128) -> pool
-    -> (3,3,128) flattened to 1152 -> 10. About 170k parameters, so about 180 KB as int8.
+    -> (3,3,128) flattened to 1152 -> 10. About 151k parameters, so about 160 KB as int8.
+    top: the last stage's channels (default 4 * width; edge-wide uses 256).
     """
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = _conv_bn_relu(inputs, width, "b1a")
@@ -94,7 +95,9 @@ def widen(start: keras.Model, wide: keras.Model, noise: float = 0.01, seed: int 
     """
     rng = np.random.default_rng(seed)
     channels = start.get_layer("b3_conv").filters
-    copies = wide.get_layer("b3_conv").filters // channels
+    copies, left = divmod(wide.get_layer("b3_conv").filters, channels)
+    if left or copies < 1:
+        raise ValueError(f"cannot widen {channels} channels to {wide.get_layer('b3_conv').filters}: not a multiple")
     for layer in wide.layers:
         weights = start.get_layer(layer.name).get_weights() if layer.weights else []
         if layer.name == "b3_conv":

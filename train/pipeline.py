@@ -143,7 +143,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
         if cfg.init:  # fine-tuning: the same network, started from a trained model's weights
             start = keras.models.load_model(cfg.init, compile=False)
             if cfg.model == "edge-wide" and start.count_params() < model.count_params():
-                widen(start, model)  # an edge model: the same scores in the wider network
+                widen(start, model)  # an edge model: nearly the same scores in the wider network
             else:
                 model.set_weights(start.get_weights())
         trainer = keras.Sequential([augmenter(cfg), model]) if cfg.augment else model
