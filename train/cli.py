@@ -86,7 +86,7 @@ def main(argv=None) -> int:
 
     try:
         metrics = pipeline.run(cfg, args.run_dir, verbose=2 if args.quiet or not sys.stdout.isatty() else 1)
-    except data_mod.DataNotFound as exc:
+    except (data_mod.DataNotFound, pipeline.InitMismatch) as exc:
         print(f"fashion-train: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

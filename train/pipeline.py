@@ -141,11 +141,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     with strategy().scope():
         model = build(cfg.model)
         if cfg.init:  # fine-tuning: the same network, started from a trained model's weights
-            start = keras.models.load_model(cfg.init, compile=False)
-            if cfg.model == "edge-wide" and start.count_params() < model.count_params():
-                widen(start, model)  # an edge model: nearly the same scores in the wider network
-            else:
-                model.set_weights(start.get_weights())
+            start_from(model, cfg, widen)
         trainer = keras.Sequential([augmenter(cfg), model]) if cfg.augment else model
         compile_model(trainer, cfg, steps)
     model.summary(print_fn=lambda s, **_: print(s))
@@ -177,6 +173,25 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     print(f"test accuracy {metrics['accuracy']:.4f}  ({metrics['params']} parameters, "
           f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)\nwrote {run_dir}", flush=True)
     return metrics
+
+
+class InitMismatch(ValueError):
+    """--init names a model whose weights do not fit --model."""
+
+
+def start_from(model, cfg: TrainConfig, widen) -> None:
+    """Load cfg.init's weights into model: the same network, or an edge model widened into edge-wide."""
+    import keras
+
+    start = keras.models.load_model(cfg.init, compile=False)
+    try:
+        if cfg.model == "edge-wide" and start.count_params() < model.count_params():
+            widen(start, model)  # an edge model: nearly the same scores in the wider network
+        else:
+            model.set_weights(start.get_weights())
+    except ValueError as exc:
+        raise InitMismatch(f"--init {cfg.init} ({start.name}, {start.count_params():,} parameters) does not fit "
+                           f"--model {cfg.model}: {str(exc).splitlines()[0]}") from exc
 
 
 def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray) -> dict:

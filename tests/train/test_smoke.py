@@ -105,3 +105,15 @@ def test_edge_wide_fine_tuning_widens_an_edge_start(tmp_path, fmnist):
     np.testing.assert_allclose(k1, k0, atol=0.1 * k0.std())  # the copies, a little apart
     half = wide.get_layer("scores").kernel.numpy().reshape(9, 256, 10)[:, :128]
     np.testing.assert_allclose(half, start.get_layer("scores").kernel.numpy().reshape(9, 128, 10) / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["edge", "edge-wide"])
+def test_init_that_does_not_fit_the_model_is_a_usage_error(smoke_run, capsys, model):
+    """A tutorial-CNN file as --init for an edge network: one clear line and exit 2, no traceback."""
+    from train import cli
+
+    argv = ["--model", model, "--init", str(smoke_run[0] / "model.keras"), "--epochs", "1", "--limit", "300",
+            "--val-size", "100", "--test-limit", "100", "--quiet", "--out-dir", str(smoke_run[0].parent)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "does not fit --model" in err and "Traceback" not in err
