@@ -110,7 +110,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     import keras
     import tensorflow as tf
 
-    from train.models import build, widen
+    from train.models import build
 
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()  # same command, same weights
@@ -141,7 +141,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     with strategy().scope():
         model = build(cfg.model)
         if cfg.init:  # fine-tuning: the same network, started from a trained model's weights
-            start_from(model, cfg, widen)
+            start_from(model, cfg)
         trainer = keras.Sequential([augmenter(cfg), model]) if cfg.augment else model
         compile_model(trainer, cfg, steps)
     model.summary(print_fn=lambda s, **_: print(s))
@@ -179,9 +179,11 @@ class InitMismatch(ValueError):
     """--init names a model whose weights do not fit --model."""
 
 
-def start_from(model, cfg: TrainConfig, widen) -> None:
+def start_from(model, cfg: TrainConfig) -> None:
     """Load cfg.init's weights into model: the same network, or an edge model widened into edge-wide."""
     import keras
+
+    from train.models import widen
 
     start = keras.models.load_model(cfg.init, compile=False)
     try:
