@@ -21,9 +21,10 @@ from device.spec import IMAGE_SIZE, scale
 # detail than that, and it keeps a 640x480 frame well under a millisecond per step.
 WORK_SIZE = 160
 # GrabCut (still photos) works on a smaller colour copy, at most this many pixels long: it costs
-# far more per pixel. Measured on the real-photo set: 96 px lost outlines, 160 px gained little;
-# 112 px with 2 iterations scored as well as 128 px with 4 (README) at two thirds of the time.
-GRABCUT_SIZE = 112
+# far more per pixel, and its graph cut takes much longer on some photos than on others. 128 px
+# with 4 iterations, then 112 px with 2, each had real photos over the 50 ms budget; 100 px is the
+# largest size that kept every real photo under 40 ms (README; most phone photos come to 88 px).
+GRABCUT_SIZE = 100
 GRABCUT_INSET = 0.04  # the first guess: the picture's outer 4% is scene, the rest may be garment
 GRABCUT_ITERATIONS = 2
 # A cut keeping less of the picture than this has lost the garment, or kept only its print: the

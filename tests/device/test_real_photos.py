@@ -1,8 +1,9 @@
 """The shipped model and classify-cam's defaults on the real-photo development set, where it is present.
 
 The set lives beside the checkout (../shared/real-photos-dev) and is never copied into the
-repository; without it these tests skip, saying so. The bars sit a little under what was
-measured (README, "Real photos"), so a change that loses real-world accuracy fails here.
+repository; without it these tests skip, saying so. The bars are the real-photo issue's
+acceptance (README, "Real photos"), met with little room, so a change that loses real-world
+accuracy fails here.
 """
 
 import pytest
@@ -10,9 +11,9 @@ import pytest
 from device import photo_eval
 from tests.conftest import REAL_PHOTOS
 
-# Measured with the shipped model and defaults: strict 61.4%, group 82.8%, unknown 4.1% / 35.3%.
-STRICT_BAR, GROUP_BAR = 0.58, 0.79
-IN_BAR, OUT_BAR = 0.10, 0.30
+# Measured with the shipped model and defaults: strict 61.0%, group 80.7%, unknown 6.2% / 52.9%.
+STRICT_BAR, GROUP_BAR = 0.60, 0.80
+IN_BAR, OUT_BAR = 0.10, 0.50
 
 
 @pytest.fixture(scope="module")
