@@ -120,4 +120,3 @@ def test_spread_sleeves_lift_the_sleeves_away_from_the_body():
         assert w / h > 1.3 * top.shape[1] / top.shape[0]  # wider for its height than the hanging top
         assert out[-h // 8:, : w // 8].max() == 0 and out[-h // 8:, -w // 8:].max() == 0  # nothing hangs by the hem
         assert (out == 200).sum() >= 0.75 * 4 * (top == 200).sum()  # most of the body kept (at twice the size)
-
