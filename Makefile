@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data demo test test-lean pi-check clean
+.PHONY: setup data test-packages demo test test-lean pi-check model clean
 
-setup: $(STAMP) data
+setup: $(STAMP) data test-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ data:
 	  echo "could not install dataset-fashion-mnist; set FASHION_MNIST_DIR to a folder with the four IDX .gz files"; \
 	else echo "Fashion-MNIST not found: set FASHION_MNIST_DIR, or Keras will try to download it"; fi
 
+# What the tests use from Debian beside the data: the system's own Python with apt-built NumPy
+# modules (python3-scipy), for the Raspberry Pi install script's test. Skipped where apt-get is absent.
+TEST_PACKAGES := python3-venv python3-scipy
+test-packages:
+	@if /usr/bin/python3 -s -c 'import scipy.ndimage' >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then :; \
+	else SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "installing test packages: $$SUDO apt-get install $(TEST_PACKAGES)"; \
+	  $$SUDO apt-get install -y -q $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(TEST_PACKAGES) >/dev/null; } || \
+	  echo "could not install $(TEST_PACKAGES): the install-script test will skip"; fi
+
 demo: setup
-	$(BIN)/python -m device.demo --out build/demo
+	$(BIN)/python -m tools.demo --out build/demo
 	$(BIN)/classify-cam --source build/demo --output build/demo.jsonl --dump-input build/demo-seen
 
 test: setup
@@ -47,7 +58,7 @@ test-lean: .venv-device/.installed
 	  (cd /tmp && $(CURDIR)/.venv-tflite/bin/classify-cam --doctor); \
 	else echo "tflite-runtime has no wheels for this Python (> 3.11): its lean check is skipped"; fi
 
-.venv-device/.installed .venv-tflite/.installed: .venv-%/.installed: pyproject.toml $(wildcard device/*.py models/*)
+.venv-device/.installed .venv-tflite/.installed: .venv-%/.installed: pyproject.toml $(wildcard device/*.py tools/*.py models/*)
 	@test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
 	.venv-$*/bin/python -m pip install --quiet --upgrade pip
 	.venv-$*/bin/python -m pip install --quiet --force-reinstall --no-deps . && \

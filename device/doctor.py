@@ -23,8 +23,13 @@ def doctor(args) -> int:
     except ImportError as exc:
         print(f"opencv      MISSING ({exc})")
         ok = False
-    picam = sources.picamera_available()
-    print(f"picamera2   {'camera found' if picam else 'no Pi camera (or picamera2 not installed)'}")
+    problem = sources.picamera_problem()
+    if problem:
+        print(f"picamera2   PROBLEM: {problem}")
+        ok = False
+    else:
+        picam = sources.picamera_available()
+        print(f"picamera2   {'camera found' if picam else 'no Pi camera (or picamera2 not installed)'}")
     print(f"/dev/video  {', '.join(sources.video_devices()) or 'none'}")
     try:
         model = Model(args.model, args.labels, args.threads)

@@ -163,11 +163,7 @@ class PiCamera(Source):
     live = True
 
     def __init__(self, size=(640, 480), index: int = 0):
-        try:
-            from picamera2 import Picamera2
-        except ImportError as exc:
-            raise SourceError(f"picamera2 is not available ({exc}); on a Pi: sudo apt install python3-picamera2 "
-                              "and make the virtual environment with --system-site-packages") from None
+        Picamera2 = import_picamera2()
         if not Picamera2.global_camera_info():
             raise SourceError("no Raspberry Pi camera found")
         self.name = f"picamera:{index}"
@@ -189,10 +185,63 @@ class PiCamera(Source):
         self.cam.close()
 
 
+class PicameraBroken(SourceError):
+    """picamera2 is installed but cannot be imported; the message names the cause and the fix."""
+
+
+def import_picamera2():
+    """picamera2's Picamera2 class; SourceError (PicameraBroken when installed but failing) in one line.
+
+    picamera2 comes from apt and is built, with simplejpeg and the rest, for the system's NumPy. The
+    most common way it breaks is a venv that put another NumPy in front of it ("numpy.dtype size
+    changed"), so that case names the fix: the install script that keeps the system's NumPy.
+    """
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # NumPy prints a page about its ABI before raising
+            from picamera2 import Picamera2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "picamera2":
+            raise SourceError("picamera2 is not installed: on a Pi, sudo apt install python3-picamera2, then "
+                              "sh deploy/install-pi.sh (a venv with --system-site-packages)") from None
+        raise PicameraBroken(explain_picamera_error(exc)) from None
+    except Exception as exc:  # ValueError, ImportError, AttributeError...: installed, but broken
+        raise PicameraBroken(explain_picamera_error(exc)) from None
+    return Picamera2
+
+
+def explain_picamera_error(exc: BaseException) -> str:
+    """One line: why picamera2 failed to import, and what to do about it."""
+    import numpy
+
+    text = " ".join(str(exc).split())
+    numpy_abi = ("numpy.dtype size changed", "compiled using NumPy 1.x", "compiled against", "_ARRAY_API",
+                 "numpy.core.multiarray failed to import", "numpy._core")
+    if any(marker in text for marker in numpy_abi):
+        built = "NumPy 1.x" if numpy.__version__.split(".")[0] >= "2" else "another NumPy"
+        return (f"picamera2 from apt was built for {built}, this environment has NumPy {numpy.__version__}: "
+                "reinstall with deploy/install-pi.sh")
+    return (f"picamera2 is installed but cannot be imported ({type(exc).__name__}: {text[:160]}): "
+            "reinstall it with sudo apt install --reinstall python3-picamera2, then sh deploy/install-pi.sh")
+
+
+def picamera_problem() -> str | None:
+    """None when picamera2 imports (or is simply not installed); else the one-line cause and fix."""
+    try:
+        import_picamera2()
+    except PicameraBroken as exc:
+        return str(exc)
+    except SourceError:
+        return None
+    return None
+
+
 def picamera_available() -> bool:
     try:
-        from picamera2 import Picamera2
-    except ImportError:
+        Picamera2 = import_picamera2()
+    except SourceError:
         return False
     try:
         return bool(Picamera2.global_camera_info())
@@ -212,6 +261,9 @@ def images_under(folder: Path) -> list[Path]:
 def open_source(spec: str, camera_timeout: float = 10.0) -> Source:
     """Turn a --source value into a Source; SourceError when there is nothing to read."""
     if spec == "auto":
+        problem = picamera_problem()
+        if problem:  # say why the Pi camera is skipped, in one line, then try camera 0 as auto always has
+            log.warning("warning: %s; trying camera 0", problem)
         return PiCamera() if picamera_available() else VideoCapture(0, live=True, timeout=camera_timeout)
     if spec == "picamera":
         return PiCamera()

@@ -100,7 +100,7 @@ done
 # --- the same frames through both machines ---------------------------------------------------
 FRAMES=$ROOTFS/opt/frames
 rm -rf "$FRAMES" && mkdir -p "$FRAMES"
-"$HERE/.venv/bin/python" -m device.demo --out "$FRAMES" --count 30 >/dev/null
+"$HERE/.venv/bin/python" -m tools.demo --out "$FRAMES" --count 30 >/dev/null
 # Real photos too, where the shared development set sits beside the checkout: mounted read-only
 # (never copied), 3 per folder, through the default segmentation for files (GrabCut).
 REAL=${PI_REAL_PHOTOS:-$HERE/../shared/real-photos-dev}

@@ -43,6 +43,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--outliers", type=float,
                    help="share of each batch replaced by non-garments (shorts, skirts, hats, close-ups, clutter, "
                    f"empty frames) trained towards equal scores, so 'unknown' works (default {defaults.outliers})")
+    p.add_argument("--photos", action="append", metavar="DIR",
+                   help="labelled real photos to mix into training, one sub-folder per kind (repeatable); a folder "
+                   "named after a class (T-shirt-top, Trouser, ..., unknown) needs no mapping")
+    p.add_argument("--photo-map", metavar="MAP.json",
+                   help='folder name -> class, e.g. {"pants": "Trouser", "shoes": ["Sandal", "Sneaker", "Ankle boot"], '
+                   '"hat": "unknown"}; several classes: the network picks which; unknown: trained as a non-garment')
+    p.add_argument("--photo-share", type=float, help=f"share of each batch given to photos (default {defaults.photo_share})")
+    p.add_argument("--photo-balance", type=float,
+                   help=f"0: every photo drawn equally often, 1: every folder (default {defaults.photo_balance})")
+    p.add_argument("--photo-variants", type=int,
+                   help=f"segmented versions of each photo, the first as it is (default {defaults.photo_variants})")
+    p.add_argument("--photo-holdout", type=float,
+                   help=f"share of photos held out to measure and calibrate on (default {defaults.photo_holdout})")
+    p.add_argument("--photo-cache", help=f"where segmented photos are cached (default {defaults.photo_cache})")
     p.add_argument("--init", metavar="MODEL.keras",
                    help="start from this model's weights instead of from scratch (fine-tuning; same --model, or "
                    "an edge model for --model edge-wide, widened to start with nearly the same scores)")
@@ -81,6 +95,19 @@ def main(argv=None) -> int:
         print(f"fashion-train: --init: no such model: {cfg.init}", file=sys.stderr)
         return 2
 
+    from train import photos as photos_mod
+
+    try:  # a wrong photo folder or mapping is found before TensorFlow even loads
+        if cfg.photos:
+            photos_mod.scan(cfg.photos, cfg.photo_map, cfg.photo_holdout)
+        if not 0 <= cfg.photo_share < 1:
+            raise photos_mod.PhotoError(f"--photo-share must be in [0, 1), not {cfg.photo_share}")
+        if cfg.photo_variants < 1:
+            raise photos_mod.PhotoError(f"--photo-variants must be at least 1, not {cfg.photo_variants}")
+    except photos_mod.PhotoError as exc:
+        print(f"fashion-train: {exc}", file=sys.stderr)
+        return 2
+
     from train import data as data_mod
     from train import pipeline
 
@@ -110,12 +137,10 @@ def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
     keep = ("accuracy", "classes", "hardest_pairs", "params", "epochs_run", "train_seconds", "val_accuracy")
     section = {"command": command, "config": asdict(cfg), "data_source": metrics["data_source"],
                "data_sha256": metrics["data_sha256"], "metrics": {k: metrics[k] for k in keep}}
-    if cfg.init:  # fine-tuned: say from what, and keep how that was made when it was the shipped model
-        before = card.read(models.CARD).get("training", {})
+    if "photos" in metrics:
+        section["photos"] = metrics["photos"]
+    if cfg.init:  # fine-tuned: say from what (make model records the whole recipe)
         section["started_from"] = {"file": cfg.init, "sha256": metrics["init_sha256"]}
-        if before and card.read(models.CARD).get("files", {}).get(models.FLOAT_MODEL.name, {}).get(
-                "sha256") == metrics["init_sha256"]:
-            section["started_from"]["training"] = before
     shutil.copyfile(run_dir / "model.keras", models.FLOAT_MODEL)
     card.update(models.CARD, training=section)
     print(f"shipped {models.FLOAT_MODEL} and updated {models.CARD}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 
@@ -26,6 +26,13 @@ class TrainConfig:
     zoom: float = 0.0  # max zoom in or out; 0.05 cost accuracy here (the dataset's framing is fixed)
     realistic: float = 0.1  # share of each batch given a real photo's flaws (train/realworld.py); 0 = off
     outliers: float = 0.1  # share of each batch replaced by non-garments with equal targets, for "unknown"
+    photos: list = field(default_factory=list)  # folders of labelled real photos, one sub-folder per kind (train/photos.py)
+    photo_map: str = ""  # JSON file: photo folder name -> class name, list of class names, or "unknown"
+    photo_share: float = 0.1  # share of each batch given to real photos (when there are any)
+    photo_balance: float = 0.5  # 0: photos drawn equally often; 1: folders drawn equally often
+    photo_variants: int = 4  # segmented versions of each photo: as it is, and slightly cropped/turned/lit
+    photo_holdout: float = 0.1  # share of photos never trained on: real-photo figures and "unknown" calibration
+    photo_cache: str = "build/photo-cache"  # each photo segmented once, keyed by its content
     init: str = ""  # start from this .keras model's weights (fine-tuning); "" = from scratch
     precision: str = "auto"  # auto: mixed_bfloat16 where the CPU has bf16 units (AMX/AVX512-BF16), else float32
     seed: int = 42  # python, numpy and TF seeds; op determinism is on

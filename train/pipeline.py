@@ -91,6 +91,31 @@ def float32_copy(model, name: str):
     return copy
 
 
+def set_crossentropy(label_smoothing: float):
+    """Cross-entropy that also takes a set of right classes (a photo folder such as "shoes").
+
+    A target row that sums to 1 (one-hot, or equal scores for a non-garment) gets the usual
+    label-smoothed cross-entropy. A row with several ones (y: (batch, 10)) means "one of these":
+    its loss is -log of the total score on the set, so the network may put the weight on
+    whichever of them it finds best (its own guess of which shoe it is), smoothed the same way.
+    """
+    import keras
+    from keras import ops
+
+    def loss(y_true, y_pred):
+        k = ops.cast(ops.shape(y_true)[-1], y_pred.dtype)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.clip(y_pred, keras.config.epsilon(), 1.0)
+        mean_log = ops.mean(ops.log(p), axis=-1)
+        ce = -ops.sum((y_true * (1 - label_smoothing) + label_smoothing / k) * ops.log(p), axis=-1)
+        on_set = ops.sum(ops.where(y_true > 0.5, p, 0.0), axis=-1)
+        set_loss = -(1 - label_smoothing) * ops.log(ops.clip(on_set, keras.config.epsilon(), 1.0)) \
+            - label_smoothing * mean_log
+        return ops.where(ops.sum(y_true, axis=-1) > 1.5, set_loss, ce)
+
+    return loss
+
+
 def compile_model(model, cfg: TrainConfig, steps_per_epoch: int):
     import keras
 
@@ -100,7 +125,9 @@ def compile_model(model, cfg: TrainConfig, steps_per_epoch: int):
         initial_learning_rate=0.0, decay_steps=total - warmup, alpha=0.01,
         warmup_target=cfg.learning_rate, warmup_steps=warmup)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                  # Without photos the same loss as ever, so the same command still gives the same weights.
+                  loss=set_crossentropy(cfg.label_smoothing) if cfg.photos else
+                  keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"])
 
 
@@ -132,8 +159,10 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     print(f"run folder: {run_dir}\ndata: {data.source}  train {len(x_tr)}  val {len(x_val)}  test {len(x_test)}",
           flush=True)
 
+    # Real photos (optional): segmented once by the device's still-photo path, a share held out.
+    photo_set = load_photos(cfg)
     # Model: the shipped network is `model`; augmentation wraps it only for training.
-    train_data = training_data(cfg, x_tr, y_tr)
+    train_data = training_data(cfg, x_tr, y_tr, photo_set.training if photo_set else None)
     steps = int(np.ceil(len(y_tr) / cfg.batch_size))
     precision = resolve_precision(cfg)
     keras.mixed_precision.set_global_policy(precision)  # variables stay float32 either way
@@ -163,6 +192,8 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
                    train_seconds=round(train_seconds, 1), data_source=data.source, data_sha256=data.sha256,
                    val_accuracy=float(max(history.history["val_accuracy"])), run_dir=str(run_dir),
                    precision=precision, init_sha256=card.sha256(Path(cfg.init)) if cfg.init else None)
+    if photo_set:
+        metrics["photos"] = photo_set.report(model, run_dir)
     reports.write_json(metrics, run_dir / "metrics.json")
     reports.write_json(history.history, run_dir / "history.json")
     reports.plot_curves(history.history, run_dir / "curves.png")
@@ -173,6 +204,52 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     print(f"test accuracy {metrics['accuracy']:.4f}  ({metrics['params']} parameters, "
           f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)\nwrote {run_dir}", flush=True)
     return metrics
+
+
+class PhotoSet:
+    """The real photos of a run: pictures and targets to train on, and the held-out ones to measure."""
+
+    def __init__(self, cfg: TrainConfig, photos: list, pictures: np.ndarray):
+        from train import photos as photos_mod
+
+        readable = pictures.reshape(len(photos), -1).any(1)  # unreadable photos came back black
+        self.photos = [p for p, ok in zip(photos, readable) if ok]
+        pictures = pictures[readable]
+        train = np.array([not p.held_out for p in self.photos])
+        self.train_photos = [p for p in self.photos if not p.held_out]
+        self.held = [p for p in self.photos if p.held_out]
+        self.held_pictures = pictures[~train][:, 0]  # variant 0: the photo as it is
+        self.training = (pictures[train], photos_mod.targets(self.train_photos),
+                         photos_mod.sampling_weights(self.train_photos, cfg.photo_balance))
+        self.manifest = photos_mod.manifest(self.photos)
+        self.cfg = cfg
+
+    def report(self, model, run_dir: Path) -> dict:
+        """Held-out photos' scores per folder (float model, no threshold), written to photos.json."""
+        from train import photos as photos_mod
+
+        scores = model.predict(prepare(self.held_pictures), batch_size=512, verbose=0) if self.held else np.zeros((0, 10))
+        result = {"folders": [str(d) for d in self.cfg.photos], "map": self.cfg.photo_map, "manifest": self.manifest,
+                  "photos": len(self.photos), "trained_on": len(self.train_photos), "held_out": len(self.held),
+                  "held_out_scores": photos_mod.score(self.held, scores) if self.held else None,
+                  "held_out_files": sorted(f"{p.kind}/{p.path.name}" for p in self.held)}
+        reports.write_json(result, run_dir / "photos.json")
+        if self.held:
+            s = result["held_out_scores"]
+            print(f"held-out real photos ({len(self.held)}): strict {100 * s['strict']:.1f}%  " + "  ".join(
+                f"{k} {100 * v['right']:.0f}%" for k, v in s["folders"].items()), flush=True)
+        return {k: v for k, v in result.items() if k != "held_out_files"}
+
+
+def load_photos(cfg: TrainConfig) -> PhotoSet | None:
+    if not cfg.photos:
+        return None
+    from train import photos as photos_mod
+
+    photos = photos_mod.scan(cfg.photos, cfg.photo_map, cfg.photo_holdout)
+    print(f"photos: {len(photos)} in {len({(p.path.parent.parent, p.kind) for p in photos})} folders, "
+          f"{sum(p.held_out for p in photos)} held out; segmenting (cached in {cfg.photo_cache})", flush=True)
+    return PhotoSet(cfg, photos, photos_mod.prepared(photos, cfg.photo_variants, cfg.photo_cache))
 
 
 class InitMismatch(ValueError):
@@ -196,19 +273,21 @@ def start_from(model, cfg: TrainConfig) -> None:
                            f"--model {cfg.model}: {str(exc).splitlines()[0]}") from exc
 
 
-def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray) -> dict:
+def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, photos=None) -> dict:
     """fit()'s training arguments: uint8 (N, 28, 28) images and int labels in, batches out.
 
-    With real-photo flaws or outliers on: a keras PyDataset whose batches have a share of images
-    given a real photo's flaws and a share replaced by non-garments with equal targets
+    With real-photo flaws, outliers or real photos on: a keras PyDataset whose batches have a share
+    of real photos (photos: train/photos.py's pictures, targets and sampling probabilities), a share
+    of images given a real photo's flaws and a share replaced by non-garments with equal targets
     (train/realworld.py). Otherwise plain arrays, shuffled by fit, as the recipe was before those
     existed: the same command still gives the same weights as then.
     """
     import keras
 
     realistic = cfg.realistic if cfg.augment else 0.0
-    if realistic or cfg.outliers:
-        return {"x": realworld.make_batches(images, labels, cfg.batch_size, realistic, cfg.outliers, cfg.seed)}
+    if realistic or cfg.outliers or photos is not None:
+        return {"x": realworld.make_batches(images, labels, cfg.batch_size, realistic, cfg.outliers, cfg.seed,
+                                            photos=photos, photo_share=cfg.photo_share)}
     return {"x": prepare(images), "y": keras.utils.to_categorical(labels, len(CLASS_NAMES)),
             "batch_size": cfg.batch_size, "shuffle": True}
 

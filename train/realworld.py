@@ -389,14 +389,21 @@ def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) ->
     return out
 
 
-def make_batches(images, labels, batch_size: int, realistic_share: float, outlier_share: float, seed: int):
+def make_batches(images, labels, batch_size: int, realistic_share: float, outlier_share: float, seed: int,
+                 photos=None, photo_share: float = 0.0):
     """A keras PyDataset over (uint8 images, int labels): shuffled each epoch, a share of each batch made
-    realistic and a share replaced by outliers with equal targets. Same seed, same batches."""
+    realistic and a share replaced by outliers with equal targets. Same seed, same batches.
+
+    photos: (pictures (N, V, 28, 28) uint8, targets (N, 10), sampling probabilities (N,)) from
+    train/photos.py; photo_share of each batch's places then go to real photos, one of each drawn
+    photo's V variants at random. Without photos the batches are exactly what they were before."""
     import keras
 
     from device.preprocess import prepare
 
     n_classes = len(CLASS_NAMES)
+    if photos is not None:
+        photo_pictures, photo_targets, photo_p = photos
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -414,6 +421,11 @@ def make_batches(images, labels, batch_size: int, realistic_share: float, outlie
             y = np.eye(n_classes, dtype=np.float32)[labels[idx]]
             for i in range(len(idx)):
                 draw = rng.random()
+                if photos is not None and draw < photo_share:
+                    j = rng.choice(len(photo_targets), p=photo_p)
+                    x[i], y[i] = photo_pictures[j, rng.integers(photo_pictures.shape[1])], photo_targets[j]
+                    continue
+                draw = (draw - photo_share) / (1 - photo_share) if photos is not None else draw
                 if draw < outlier_share:
                     x[i] = outlier(images, labels, rng)
                     y[i] = 1 / n_classes

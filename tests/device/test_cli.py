@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from device.demo import render_photo
+from tools.demo import render_photo
 from tests.conftest import ROOT, make_jpeg
 from tests.device.test_sources import write_video
 

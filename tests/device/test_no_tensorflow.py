@@ -24,7 +24,7 @@ sys.exit(code)
 
 
 def test_device_works_without_tensorflow(tmp_path, int8_model, test_images):
-    from device.demo import render_photo
+    from tools.demo import render_photo
 
     images, _ = test_images
     make_jpeg(tmp_path / "a.jpg", render_photo(images[0]))
@@ -39,3 +39,16 @@ def test_lean_environment_has_no_tensorflow():
     """pip install '.[device]' / '.[device-tflite]' must not have brought TensorFlow or Keras."""
     assert importlib.util.find_spec("tensorflow") is None
     assert importlib.util.find_spec("keras") is None
+
+
+def test_device_imports_nothing_from_training_conversion_or_tools():
+    """device/ is exactly what a Raspberry Pi runs: no import of train/, convert/ or tools/ anywhere in it."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "device").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("train", "convert", "tools")]
+    assert not offenders, offenders

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from device import preprocess
-from device.demo import render_photo
+from tools.demo import render_photo
 from device.spec import INPUT_SHAPE
 
 

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from device import photo_eval
-from device.demo import render_photo
+from tools import photo_eval
+from tools.demo import render_photo
 from tests.conftest import make_jpeg
 
 

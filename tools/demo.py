@@ -38,7 +38,7 @@ def render_photo(image28: np.ndarray, size=(640, 480), seed: int = 0, colour: bo
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m device.demo",
+    p = argparse.ArgumentParser(prog="python -m tools.demo",
                                 description="Write synthetic camera photos of Fashion-MNIST test images.")
     p.add_argument("--out", type=Path, default=Path("build/demo"), help="folder to write (default build/demo)")
     p.add_argument("--count", type=int, default=10, help="photos, one class after another (default 10)")

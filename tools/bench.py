@@ -1,6 +1,6 @@
 """Benchmark: per-stage latency and fps of the device pipeline on 640x480 video, against decode alone.
 
-    python -m device.bench [--video FILE] [--frames 300] [--threads 1] [--photos DIR]
+    python -m tools.bench [--video FILE] [--frames 300] [--threads 1] [--photos DIR]
 
 Without --video it writes a synthetic 640x480 video (Fashion-MNIST garments photographed on an
 uneven light background) with OpenCV first. The goal: the whole pipeline costs at most twice
@@ -23,7 +23,7 @@ import numpy as np
 def parse_args(argv=None) -> argparse.Namespace:
     import models
 
-    p = argparse.ArgumentParser(prog="python -m device.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--video", type=Path, help="a video to read (default: write a synthetic 640x480 one)")
     p.add_argument("--frames", type=int, default=300, help="frames in the synthetic video (default 300)")
     p.add_argument("--codec", default="mp4v", help="FourCC of the synthetic video (default mp4v)")
@@ -36,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def write_video(path: Path, frames: int, codec: str) -> Path:
-    from device.demo import render_photo
+    from tools.demo import render_photo
     from train import data as data_mod
 
     try:
@@ -84,7 +84,7 @@ def full_pipeline(video: Path, model, settings) -> tuple[int, float, dict]:
 def still_photos(folder: Path | None) -> tuple[str, list]:
     """Decoded stills (RGB) to time: the photos under folder, or synthetic ones at two sizes."""
     from device import sources
-    from device.demo import render_photo
+    from tools.demo import render_photo
 
     if folder is not None:
         images = [f.image for f in sources.ImageFiles(sources.images_under(folder)).frames() if f.error is None]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from device import bench
+from tools import bench
 from tests.conftest import make_jpeg
 
 

@@ -8,7 +8,7 @@ accuracy fails here.
 
 import pytest
 
-from device import photo_eval
+from tools import photo_eval
 from tests.conftest import REAL_PHOTOS
 
 # Measured with the shipped model and defaults: strict 61.0%, group 80.7%, unknown 6.2% / 52.9%.

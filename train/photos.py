@@ -1,0 +1,237 @@
+"""Labelled real photos for training: one sub-folder per kind, a mapping from folder to class.
+
+The layout is the one every tool in this field reads (Keras `image_dataset_from_directory`,
+Ultralytics classify, Teachable Machine): `DIR/<kind>/<photo>`. A folder maps to
+- one class (`"pants": "Trouser"`),
+- several classes, when the folder does not say which (`"shoes": ["Sandal", "Sneaker", "Ankle boot"]`):
+  trained with a set-valued target, so the network puts its weight on whichever of them it finds best,
+- or `"unknown"`, not in the catalogue (`"hat": "unknown"`): trained towards equal scores (outliers).
+A folder named like a label needs no entry: `T-shirt-top`, `trouser`, `ankle-boot`, `unknown` (the
+folder names `classify-cam --save-items` writes). A mapping file (JSON) names the others.
+
+Each photo goes through the device's own still-photo path (`prepare`, GrabCut) once per variant and
+is cached by the file's content, so a photo is segmented once across runs. Variant 0 is the photo
+as it is; the others are the photo slightly cropped, turned and lit differently before segmentation
+(real photos' own augmentation, on top of the flips and shifts every training picture gets).
+
+A share of the photos (chosen by a hash of the file's path inside its folder, so adding photos never
+moves one from one side to the other) is held out: never trained on, it measures the model on real
+photos and calibrates "unknown" (convert/unknown.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.spec import CLASS_NAMES, UNKNOWN
+
+VARIANT_VERSION = 1  # bump when variant() changes: the cache key includes it
+
+
+class PhotoError(ValueError):
+    """A photo folder or mapping that cannot be used; the message says which and why."""
+
+
+def folder_name(label: str) -> str:
+    """The folder name a label gets on disk: 'T-shirt/top' -> 'T-shirt-top' (no '/' in a path part)."""
+    return label.replace("/", "-")
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+BY_NAME = {_key(name): name for name in CLASS_NAMES} | {_key(UNKNOWN): UNKNOWN}
+
+
+@dataclass
+class Photo:
+    path: Path
+    kind: str  # the sub-folder's name
+    classes: tuple  # class indices counted right; () = not in the catalogue
+    held_out: bool
+
+
+def read_mapping(path: str | Path | None) -> dict:
+    """The mapping file: {folder: class name | [class names] | "unknown"}; {} without one."""
+    if not path:
+        return {}
+    try:
+        mapping = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PhotoError(f"--photo-map {path}: {exc}") from None
+    if not isinstance(mapping, dict):
+        raise PhotoError(f"--photo-map {path}: expected a JSON object of folder -> class name(s)")
+    return mapping
+
+
+def resolve(kind: str, mapping: dict, where: str) -> tuple:
+    """A folder's class indices (() for not in the catalogue); PhotoError for a name that is no class."""
+    target = mapping.get(kind, BY_NAME.get(_key(kind)))
+    if target is None:
+        raise PhotoError(f"{where}/{kind}: folder is not a class name and not in the mapping; name it after a "
+                         f"class ({', '.join(folder_name(c) for c in CLASS_NAMES)}, unknown) or map it")
+    names = [target] if isinstance(target, str) else target
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise PhotoError(f"mapping for {kind!r}: expected a class name or a list of class names, got {target!r}")
+    if names == [UNKNOWN]:
+        return ()
+    indices = []
+    for name in names:
+        if name not in CLASS_NAMES:
+            raise PhotoError(f"mapping for {kind!r}: {name!r} is not a class "
+                             f"(classes: {', '.join(CLASS_NAMES)}, or unknown)")
+        indices.append(CLASS_NAMES.index(name))
+    return tuple(sorted(set(indices)))
+
+
+def held_out(relative: str, share: float) -> bool:
+    digest = hashlib.sha256(relative.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def scan(dirs, mapping_path=None, holdout: float = 0.1) -> list[Photo]:
+    """Every photo under the folders, with its classes; PhotoError before any training starts."""
+    from device.sources import images_under
+
+    mapping = read_mapping(mapping_path)
+    photos, used = [], set()
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            raise PhotoError(f"--photos {d}: no such folder")
+        kinds = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not kinds:
+            raise PhotoError(f"--photos {d}: no sub-folders (expected one folder per kind of garment)")
+        for folder in kinds:
+            classes = resolve(folder.name, mapping, str(root))
+            used.add(folder.name)
+            files = images_under(folder)
+            if not files:
+                raise PhotoError(f"{folder}: no images in this folder")
+            photos += [Photo(f, folder.name, classes, held_out(f"{folder.name}/{f.relative_to(folder)}", holdout))
+                       for f in files]
+    unused = sorted(set(mapping) - used)
+    if unused:
+        raise PhotoError(f"--photo-map names folders that are in none of the --photos folders: {', '.join(unused)}")
+    return photos
+
+
+def manifest(photos: list[Photo]) -> str:
+    """sha256 over every photo's folder, file name and content: the photo set the card records."""
+    h = hashlib.sha256()
+    for p in sorted(photos, key=lambda p: (p.kind, p.path.name, str(p.path))):
+        h.update(f"{p.kind}/{p.path.name}\0{file_sha256(p.path)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def variant(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The photo a little cropped, turned, and lit differently: what another shot of it might be."""
+    import cv2
+
+    h, w = image.shape[:2]
+    top, bottom, left, right = (int(rng.uniform(0, 0.08) * s) for s in (h, h, w, w))
+    image = image[top: h - bottom, left: w - right]
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-8, 8)), 1.0)
+    image = cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REFLECT)
+    gain, offset, gamma = rng.uniform(0.8, 1.2), rng.uniform(-20, 20), rng.uniform(0.8, 1.25)
+    lit = 255 * ((np.clip(image * gain + offset, 0, 255) / 255) ** gamma)
+    return lit.astype(np.uint8)
+
+
+def cache_tag() -> str:
+    """What the cached pictures depend on besides the photo: the device's preprocessing and variant()."""
+    import device.preprocess
+
+    return hashlib.sha256(Path(device.preprocess.__file__).read_bytes()
+                          + f"variants v{VARIANT_VERSION}".encode()).hexdigest()[:16]
+
+
+def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=print) -> np.ndarray:
+    """(N, variants, 28, 28) uint8: each photo through the device's still-photo prepare, cached.
+
+    An unreadable photo is reported and comes back all black (then dropped by the caller).
+    """
+    from device.preprocess import frame_photo
+    from device.sources import read_image
+
+    cache = Path(cache_dir) / cache_tag()
+    cache.mkdir(parents=True, exist_ok=True)
+    out = np.zeros((len(photos), variants, 28, 28), np.uint8)
+    made = 0
+    for i, p in enumerate(photos):
+        digest = file_sha256(p.path)
+        cached = cache / f"{digest}-{variants}.npy"
+        if cached.is_file():
+            out[i] = np.load(cached)
+            continue
+        try:
+            image = read_image(p.path)
+        except ValueError as exc:
+            log(f"  skipped {p.path}: {exc}")
+            continue
+        rng = np.random.default_rng(int.from_bytes(bytes.fromhex(digest[:8]), "big"))
+        pictures = [frame_photo(image if v == 0 else variant(image, rng), segment="grabcut") for v in range(variants)]
+        out[i] = np.stack(pictures)
+        tmp = cached.with_suffix(".tmp.npy")
+        np.save(tmp, out[i])
+        tmp.replace(cached)
+        made += 1
+        if made % 250 == 0:
+            log(f"  segmented {made} photos ({i + 1}/{len(photos)})", flush=True)
+    if made:
+        log(f"  segmented {made} photos, {len(photos) - made} from the cache {cache}", flush=True)
+    return out
+
+
+def targets(photos: list[Photo]) -> np.ndarray:
+    """(N, 10) float32: one-hot for one class, several ones for a set of classes, 0.1 each for unknown."""
+    y = np.zeros((len(photos), len(CLASS_NAMES)), np.float32)
+    for i, p in enumerate(photos):
+        if p.classes:
+            y[i, list(p.classes)] = 1.0
+        else:
+            y[i] = 1.0 / len(CLASS_NAMES)
+    return y
+
+
+def sampling_weights(photos: list[Photo], balance: float) -> np.ndarray:
+    """Per-photo sampling probability: a folder with n photos is drawn in proportion to n ** (1 - balance).
+
+    balance 0: every photo equally often (big folders dominate); 1: every folder equally often.
+    """
+    counts = {}
+    for p in photos:
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    w = np.array([counts[p.kind] ** -balance for p in photos], np.float64)
+    return w / w.sum()
+
+
+def score(photos: list[Photo], scores: np.ndarray, threshold: float = 0.0) -> dict:
+    """Per folder and overall: strict accuracy (top class among the folder's), and 'unknown' rates."""
+    top, conf = scores.argmax(1), scores.max(1)
+    rows = {}
+    for kind in sorted({p.kind for p in photos}):
+        idx = [i for i, p in enumerate(photos) if p.kind == kind]
+        classes = photos[idx[0]].classes
+        unknown = conf[idx] < threshold
+        right = np.isin(top[idx], classes) & ~unknown if classes else unknown
+        rows[kind] = {"photos": len(idx), "right": round(float(np.mean(right)), 4),
+                      "unknown": round(float(np.mean(unknown)), 4)}
+    inside = [i for i, p in enumerate(photos) if p.classes]
+    outside = [i for i, p in enumerate(photos) if not p.classes]
+    strict = [top[i] in photos[i].classes and conf[i] >= threshold for i in inside]
+    mean = lambda xs: round(float(np.mean(xs)), 4) if len(xs) else None  # noqa: E731
+    return {"strict": mean(strict), "unknown_in_catalogue": mean(conf[inside] < threshold),
+            "unknown_out_of_catalogue": mean(conf[outside] < threshold), "folders": rows}
