@@ -69,5 +69,10 @@ test-lean: .venv-device/.installed
 pi-check: setup
 	bash tools/pi-check.sh
 
+# Rebuild models/ from scratch (Fashion-MNIST and ../shared/real-photos-train): about an hour on 2 cores;
+# the same bytes when run again on the same machine. Not part of make test.
+model: setup
+	$(BIN)/python -m train.rebuild
+
 clean:
 	rm -rf build runs .pytest_cache .venv-device .venv-tflite

@@ -15,7 +15,9 @@ DEFAULT_CALIBRATION = 1000  # chosen by measurement: see README, "Calibration si
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    from device.cli import OneLineParser
+
+    p = OneLineParser(
         prog="fashion-convert",
         description="Convert the float Keras model into a full-integer int8 TFLite model (int8 input and "
         "output, integer-only ops), calibrated on a class-balanced set of training images; then evaluate "
@@ -40,6 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--unknown-keep", type=float, default=None,
                    help="calibrate the default 'unknown' threshold so that this share of realistic held-out garments "
                    "keep their label (default 0.97; see convert/unknown.py)")
+    p.add_argument("--photos", action="append", metavar="DIR",
+                   help="calibrate 'unknown' on the real photos fashion-train --photos held out of training (the same "
+                   "folders, --photo-map and --photo-holdout), instead of on synthetic garments (repeatable)")
+    p.add_argument("--photo-map", metavar="MAP.json", default="", help="the folder mapping used in training")
+    p.add_argument("--photo-holdout", type=float, default=None, help="the held-out share used in training "
+                   "(default: fashion-train's)")
     p.add_argument("--dataset", choices=["fashion", "mnist"], default="fashion", help="data set (default fashion)")
     p.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test images only (0 = all)")
     p.add_argument("--report", type=Path, default=Path("runs/convert-report.json"),
@@ -49,12 +57,42 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from convert.quantize import ModelFileError
+    from device.card import CardError
+    from device.runtime import ModelError, RuntimeMissing
+    from train.photos import PhotoError
+
+    try:
+        return _main(args)
+    except (ModelFileError, CardError, ModelError, RuntimeMissing, PhotoError) as exc:
+        print(f"fashion-convert: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fashion-convert: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last guard: one line, not a traceback
+        print(f"fashion-convert: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+              file=sys.stderr)
+        return 1
+
+
+def _main(args) -> int:
     if not args.model.is_file():
         print(f"fashion-convert: float model not found: {args.model}", file=sys.stderr)
         return 2
     if args.check_only and not args.output.is_file():
         print(f"fashion-convert: int8 model not found: {args.output}", file=sys.stderr)
         return 2
+    if args.check_only:  # a file that is not the one its card signed is never gated (nor re-signed)
+        from device.pipeline import verify_model_file
+        from device.runtime import ModelError
+
+        try:
+            verify_model_file(args.model)
+            verify_model_file(args.output)
+        except ModelError as exc:
+            print(f"fashion-convert: {exc}", file=sys.stderr)
+            return 2
 
     from convert import evaluate
     from train import data as data_mod
@@ -88,7 +126,8 @@ def main(argv=None) -> int:
     sections = {"unknown": report["unknown"], "reference_outputs": reference_outputs(args.output)}
     if calibration is not None:
         sections["conversion"] = conversion_section(args, report, calibration, data)
-    card.update(args.output.parent / "model_card.json", **sections)
+    # Only a real conversion signs files (new sha256s); --check-only records its figures and nothing else.
+    card.update(args.output.parent / "model_card.json", resign=calibration is not None, **sections)
     if calibration is not None:
         print(f"wrote {args.output} and updated {args.output.parent / 'model_card.json'}")
     return 0 if report["passed"] else 1
@@ -107,12 +146,23 @@ def reference_outputs(int8_path: Path) -> dict:
 
 
 def unknown_threshold(args, data) -> dict:
-    """Calibrate the default 'unknown' threshold on held-out validation images (convert/unknown.py)."""
+    """Calibrate the default 'unknown' threshold on held-out real photos, or validation images (convert/unknown.py)."""
     from convert import unknown
     from train.config import TrainConfig
     from train.pipeline import split_validation
 
     cfg = TrainConfig()  # the split the shipped recipe held out of training
+    if args.photos:
+        keep = args.unknown_keep if args.unknown_keep is not None else unknown.PHOTO_KEEP
+        holdout = args.photo_holdout if args.photo_holdout is not None else cfg.photo_holdout
+        print("calibrating the 'unknown' threshold on the real photos held out of training ...", flush=True)
+        u = unknown.calibrate_photos(args.output, args.photos, args.photo_map, holdout, cfg.photo_variants,
+                                     cfg.photo_cache, keep=keep)
+        print(f"unknown threshold {u['threshold']:.2f}: {100 * u['unknown_on_garments']:.1f}% of "
+              f"{u['photos']['garments']} held-out garments unknown, "
+              f"{100 * (u['unknown_on_not_in_catalogue'] or 0):.1f}% of {u['photos']['not_in_catalogue']} "
+              "held-out photos not in the catalogue", flush=True)
+        return u
     _, (val_x, val_y) = split_validation(data.train.images, data.train.labels, cfg.val_size, cfg.seed)
     keep = args.unknown_keep if args.unknown_keep is not None else unknown.DEFAULT_KEEP
     print(f"calibrating the 'unknown' threshold on {min(unknown.COUNT, len(val_y))} realistic held-out garments ...",
@@ -132,7 +182,9 @@ def convert(model_path: Path, output: Path, data, size: int, seed: int) -> dict:
     from convert.quantize import calibration_indices, convert_int8
 
     idx = calibration_indices(data.train.labels, size, seed)
-    model = keras.models.load_model(model_path, compile=False)
+    from convert.quantize import load_keras
+
+    model = load_keras(model_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
     tmp.write_bytes(convert_int8(model, data.train.images[idx]))

@@ -27,7 +27,9 @@ def predict_keras(path: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
     """Class ids for x (N, 28, 28, 1) float, and single-image latency in ms."""
     import keras
 
-    model = keras.models.load_model(path, compile=False)
+    from convert.quantize import load_keras
+
+    model = load_keras(path)
     pred = model.predict(x, batch_size=500, verbose=0).argmax(1)
     one = x[:1]
     model(one, training=False)

@@ -49,3 +49,18 @@ def converter_version() -> str:
     import tensorflow as tf
 
     return tf.__version__
+
+
+class ModelFileError(ValueError):
+    """A .keras file that Keras cannot load (damaged, not a model): one line, exit 2."""
+
+
+def load_keras(path):
+    """keras.models.load_model, with any failure as ModelFileError naming the file."""
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # zip, HDF5, JSON and Keras' own errors all mean "not a usable model"
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelFileError(f"cannot load the Keras model {path}: {type(exc).__name__}: {first}") from None

@@ -7,7 +7,12 @@ label) and non-garments (should be unknown), both from train/realworld.py. The t
 `keep` of the garments; the card records it, with how many garments and non-garments it turns
 into "unknown", and classify-cam uses it as its default.
 
-No real photo is used: the real-photo set measures the result (README) and is never fitted.
+With real photos (`fashion-convert --photos`, as `make model` runs it), the threshold is set on
+real ones instead: the photos `fashion-train --photos` held out of training (train/photos.py),
+the same hash split of the same folders. The held-out garments set the threshold (`keep` of them
+keep their label) and the held-out photos of things not in the catalogue (hats, shorts, skirts)
+show what it catches. The development set (../shared/real-photos-dev) measures the result and is
+never fitted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_KEEP = 0.97  # share of realistic garments that keep their label (chosen from 0.95/0.97/0.98/0.99 on the real-photo set, README)
+DEFAULT_KEEP = 0.97  # share of realistic garments that keep their label (chosen from 0.95/0.97/0.98/0.99 on the real-photo set, docs/real-photos.md)
+PHOTO_KEEP = 0.97  # share of held-out real garments that keep their label
 COUNT = 2000  # realistic garments, and as many non-garments, made from the held-out images
 
 
@@ -47,8 +53,7 @@ def calibrate(int8_path: Path, images: np.ndarray, labels: np.ndarray, keep: flo
     garments, y, others = synthetic_sets(images, labels, count, seed)
     s_in, s_out = scores(int8_path, garments), scores(int8_path, others)
     conf_in, conf_out = s_in.max(1), s_out.max(1)
-    # Floor to 0.01 so the card's figure is the one used and at least `keep` stay above it.
-    threshold = round(float(np.floor(float(np.quantile(conf_in, 1 - keep)) * 100)) / 100, 2)
+    threshold = floor_threshold(conf_in, keep)
     return {
         "threshold": threshold,
         "method": f"max score; keeps {keep:.0%} of realistic held-out garments (convert/unknown.py)",
@@ -56,4 +61,32 @@ def calibrate(int8_path: Path, images: np.ndarray, labels: np.ndarray, keep: flo
         "realistic_accuracy": round(float(np.mean(s_in.argmax(1) == y)), 4),
         "unknown_on_garments": round(float(np.mean(conf_in < threshold)), 4),
         "unknown_on_non_garments": round(float(np.mean(conf_out < threshold)), 4),
+    }
+
+
+def floor_threshold(confidences: np.ndarray, keep: float) -> float:
+    """The threshold, floored to 0.01 (the card's figure is the one used), that leaves `keep` above it."""
+    return round(float(np.floor(float(np.quantile(confidences, 1 - keep)) * 100)) / 100, 2)
+
+
+def calibrate_photos(int8_path: Path, photo_dirs, photo_map: str, holdout: float, variants: int, cache: str,
+                     keep: float = PHOTO_KEEP) -> dict:
+    """The threshold that leaves `keep` of the held-out real garments their label, and what it does."""
+    from train import photos as photos_mod
+
+    held = [p for p in photos_mod.scan(photo_dirs, photo_map, holdout) if p.held_out]
+    pictures = photos_mod.prepared(held, variants, cache)[:, 0]  # variant 0: the photo as it is
+    s = scores(int8_path, pictures)
+    conf, top = s.max(1), s.argmax(1)
+    inside = np.array([bool(p.classes) for p in held])
+    threshold = floor_threshold(conf[inside], keep)
+    right = np.array([t in p.classes for t, p in zip(top, held)])
+    return {
+        "threshold": threshold,
+        "method": f"max score; keeps {keep:.0%} of the real garment photos held out of training (convert/unknown.py)",
+        "photos": {"garments": int(inside.sum()), "not_in_catalogue": int((~inside).sum()),
+                   "manifest": photos_mod.manifest(held)},
+        "held_out_strict_at_threshold": round(float(np.mean(right[inside] & (conf[inside] >= threshold))), 4),
+        "unknown_on_garments": round(float(np.mean(conf[inside] < threshold)), 4),
+        "unknown_on_not_in_catalogue": round(float(np.mean(conf[~inside] < threshold)), 4) if (~inside).any() else None,
     }

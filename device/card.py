@@ -16,41 +16,69 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class CardError(ValueError):
+    """The model card is there but cannot be used (damaged, not JSON, wrong types): a set-up error."""
+
+
 def read(path: Path) -> dict:
+    """The card as a dict; {} where there is none; CardError for one that is damaged."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CardError(f"model card {path} is damaged ({exc}): restore it from the repository") from None
+    if not isinstance(card, dict) or not isinstance(card.get("files", {}), dict):
+        raise CardError(f"model card {path} is damaged (not a JSON object with a 'files' table)")
+    return card
 
 
-def update(path: Path, **sections: dict) -> dict:
-    """Replace the named sections of the card, refresh the file hashes, and write it atomically."""
+def update(path: Path, resign: bool = True, **sections: dict) -> dict:
+    """Replace the named sections of the card, write it atomically, and with resign refresh the file hashes.
+
+    Only what made the files (training, conversion) resigns: checking a file never vouches for it.
+    """
     path = Path(path)
     card = read(path)
     card.update(sections)
-    card["files"] = {
-        f.name: {"sha256": sha256(f), "bytes": f.stat().st_size}
-        for f in sorted(path.parent.iterdir())
-        if f.is_file() and f.suffix in {".keras", ".tflite", ".txt"}
-    }
+    if resign or "files" not in card:
+        card["files"] = files(path.parent)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, path)
     return card
 
 
+def files(folder: Path) -> dict:
+    """sha256 and size of each shipped file in the folder (models, labels)."""
+    return {
+        f.name: {"sha256": sha256(f), "bytes": f.stat().st_size}
+        for f in sorted(Path(folder).iterdir())
+        if f.is_file() and f.suffix in {".keras", ".tflite", ".txt"}
+    }
+
+
 def expected_sha256(model_path: Path) -> str | None:
     """The sha256 the card beside the model lists for it, or None when there is no such entry."""
     model_path = Path(model_path)
     entry = read(model_path.parent / "model_card.json").get("files", {}).get(model_path.name)
+    if entry is not None and not (isinstance(entry, dict) and isinstance(entry.get("sha256", ""), str)):
+        raise CardError(f"model card beside {model_path} is damaged (its entry for {model_path.name})")
     return entry.get("sha256") if entry else None
 
 
 def unknown_threshold(model_path: Path, fallback: float = 0.5) -> float:
     """The "unknown" threshold calibrated for this model (the card's `unknown` section), else `fallback`."""
     entry = read(Path(model_path).parent / "model_card.json").get("unknown", {})
-    return float(entry.get("threshold", fallback))
+    value = entry.get("threshold", fallback) if isinstance(entry, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise CardError(f"model card beside {model_path}: the unknown threshold {value!r} is not a number from 0 to 1")
+    return float(value)
 
 
 def reference_outputs(model_path: Path) -> list | None:
     """The fingerprint (device/classify.py) the build machine recorded for this model, or None."""
     entry = read(Path(model_path).parent / "model_card.json").get("reference_outputs", {})
-    return entry.get("raw")
+    raw = entry.get("raw") if isinstance(entry, dict) else None
+    return raw if isinstance(raw, list) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ class UsageError(Exception):
     """A bad flag, a missing or broken model, a missing source: exit 2 with one line."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     def error(self, message):  # one clear line, not argparse's usage block
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
 
@@ -40,6 +41,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    value = _positive(text)
+    if value > 64:
+        raise argparse.ArgumentTypeError(f"at most 64, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -50,7 +65,7 @@ def _probability(text: str) -> float:
 def parse_args(argv=None) -> argparse.Namespace:
     import models
 
-    p = _Parser(
+    p = OneLineParser(
         prog="classify-cam",
         description="Say what garment is in front of the camera (one of the ten Fashion-MNIST classes, or "
         "'unknown'), frame by frame, with the int8 TFLite model and LiteRT or tflite-runtime. Also reads "
@@ -71,7 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="below this confidence the label is 'unknown' (default: the threshold calibrated for the model, "
                    "from its model_card.json; 0.5 where the card has none)")
     p.add_argument("--top-k", type=_positive, default=3, help="classes listed per frame (default 3)")
-    p.add_argument("--threads", type=_positive, help="interpreter threads (default: the runtime's choice)")
+    p.add_argument("--threads", type=_threads, help="interpreter threads, 1 to 64 (default: the runtime's choice)")
     p.add_argument("--kernels", choices=KERNELS, default="default",
                    help="default: the runtime's fast kernels, whose int8 rounding can differ by one step between "
                    "an ARM board and a PC; reference: portable kernels that give the same integers on every "
@@ -90,7 +105,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--show", action="store_true", help="show an annotated preview window (needs a display)")
     p.add_argument("--dump-input", type=Path, metavar="DIR",
                    help="save exactly what the model saw (28x28 PNG) for each frame into DIR")
-    p.add_argument("--camera-timeout", type=float, default=10.0,
+    p.add_argument("--camera-timeout", type=_seconds, default=10.0,
                    help="give up on a camera that delivers no fresh frame for this many seconds (default 10)")
     p.add_argument("--doctor", action="store_true",
                    help="check the runtime, model, labels and cameras, print what was found, and exit")
@@ -106,37 +121,53 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    if sys.stderr is None:  # started with stderr closed: the one-line messages go nowhere, the run still runs
+        sys.stderr = open(os.devnull, "w")
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="classify-cam: %(message)s", stream=sys.stderr)
+    stop = StopFlag()  # from the start: Ctrl-C or SIGTERM during set-up is a clean stop too
     try:
         if args.doctor:
             from device.doctor import doctor
 
             return doctor(args)
-        return run(args)
+        return run(args, stop)
     except UsageError as exc:
         print(f"classify-cam: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Interrupted:
+        print("classify-cam: interrupted during set-up; nothing was classified", file=sys.stderr)
+        return EXIT_FAULT
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:  # the last guard: one line, not a traceback
-        print(f"classify-cam: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from device.sources import cv_message
+
+        print(f"classify-cam: error: {type(exc).__name__}: {cv_message(exc)}", file=sys.stderr)
         return EXIT_FAULT
+    finally:
+        stop.restore()
+
+
+class Interrupted(Exception):
+    """SIGTERM or Ctrl-C arrived before the first frame."""
 
 
 def setup(args):
     """Model, source and settings, or UsageError naming what is wrong."""
     from device import card, pipeline, sources
+    from device.preprocess import check_picture
     from device.runtime import ModelError, RuntimeMissing
 
     try:
         model = pipeline.Model(args.model, args.labels, args.threads, kernels=args.kernels)
-    except (ModelError, RuntimeMissing) as exc:
+        threshold = args.threshold if args.threshold is not None else card.unknown_threshold(args.model)
+    except (ModelError, RuntimeMissing, card.CardError) as exc:
         raise UsageError(str(exc)) from None
     background = None
     if args.background is not None:
         try:
-            background = sources.read_image(args.background)
+            background = check_picture(sources.read_image(args.background), "background")
         except (ValueError, OSError) as exc:
             raise UsageError(f"--background {args.background}: {exc}") from None
     try:
@@ -144,61 +175,91 @@ def setup(args):
     except sources.SourceError as exc:
         raise UsageError(str(exc)) from None
     if isinstance(source, sources.ImageFiles) and len(source.paths) == 1:
-        try:  # a single image that cannot be read is a usage error, not a log line
-            sources.read_image(source.paths[0])
+        try:  # a single image that cannot be read is a usage error, not a log line; decoded once
+            source.first = (source.paths[0], check_picture(sources.read_image(source.paths[0]), "image"))
         except (ValueError, OSError) as exc:
             raise UsageError(f"cannot read image {source.paths[0]}: {exc}") from None
-    threshold = args.threshold if args.threshold is not None else card.unknown_threshold(args.model)
     settings = pipeline.Settings(threshold=threshold, top_k=args.top_k, smooth=args.smooth, roi=args.roi,
                                  background=background, raw=args.raw, segment=args.segment)
     return model, source, settings
 
 
 class StopFlag:
-    """SIGTERM and the first Ctrl-C ask the loop to stop between frames, so no line is cut in half."""
+    """SIGTERM and the first Ctrl-C ask the loop to stop between frames, so no line is cut in half.
+
+    It also sets the sources' stop event, so a camera's reconnect backoff ends at once.
+    """
 
     def __init__(self):
-        self.stop = False
+        from device.sources import Source
+
+        self.event = Source.stop
+        self.event.clear()
         self._previous = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
 
+    @property
+    def stop(self) -> bool:
+        return self.event.is_set()
+
     def _handle(self, signum, _frame):
-        if self.stop and signum == signal.SIGINT:
+        if self.event.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: the user means it
-        self.stop = True
+        self.event.set()
 
     def restore(self):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self._previous = {}
 
 
-def run(args) -> int:
+def open_outputs(args):
+    """The JSON log and the dump folder, or UsageError: a path that cannot be written is a set-up error."""
+    from device.output import JsonLog, OutputError
+
+    log = None
+    try:
+        log = JsonLog(args.output) if args.output else None
+        if args.dump_input:
+            args.dump_input.mkdir(parents=True, exist_ok=True)
+            if not os.access(args.dump_input, os.W_OK):
+                raise OutputError(f"cannot write --dump-input {args.dump_input}: not writable")
+    except OSError as exc:
+        if log:
+            log.close()
+        message = str(exc) if isinstance(exc, OutputError) else f"cannot make --dump-input {args.dump_input}: " \
+            f"{exc.strerror or exc}"
+        raise UsageError(message) from None
+    return log
+
+
+def run(args, stop: StopFlag) -> int:
     from device import pipeline, sources
+    from device.output import OutputError, dump_input
 
     model, source, settings = setup(args)
+    log = open_outputs(args)
+    if stop.stop:
+        source.close()
+        raise Interrupted
     kernels = ", reference kernels" if args.kernels == "reference" else ""
     print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.path.name}, "
           f"source {args.source}", file=sys.stderr)
     labeller = pipeline.Labeller(model, settings, live=source.live or isinstance(source, sources.VideoCapture))
     stats = pipeline.Stats()
-    log = open(args.output, "a", encoding="utf-8") if args.output else None
     viewer = Viewer() if args.show else None
-    if args.dump_input:
-        args.dump_input.mkdir(parents=True, exist_ok=True)
-    stop = StopFlag()
+    screen = Screen(quiet=args.quiet)
     status = EXIT_OK
     try:
         for index, frame in enumerate(source.frames()):
             record, x = labeller(frame, index)
             stats.add(record)
             if log:
-                log.write(json.dumps(record) + "\n")  # one write per line, then flush: never half a line
-                log.flush()
-            if not args.quiet:
-                print(describe(record, stats), flush=True)
+                log.write(record)  # one whole line or none
+            screen.line(describe(record, stats))
             if args.dump_input and x is not None:
-                dump(args.dump_input, index, frame.source, record["label"], x)
+                dump_input(args.dump_input, index, frame.source, record["label"], x)
             if viewer:
                 viewer.show(frame.image, record, x)
             if stop.stop or (args.max_frames and index + 1 >= args.max_frames):
@@ -206,13 +267,36 @@ def run(args) -> int:
     except sources.CameraLost as exc:
         print(f"classify-cam: {exc}", file=sys.stderr)
         status = EXIT_FAULT
+    except OutputError as exc:
+        print(f"classify-cam: {exc}", file=sys.stderr)
+        status = EXIT_FAULT
     finally:
-        stop.restore()
         source.close()
         if log:
             log.close()
         print(stats.summary(), file=sys.stderr)
     return status
+
+
+class Screen:
+    """The per-frame lines on stdout. A reader that goes away (`| head -1`) stops them, not the run."""
+
+    def __init__(self, quiet: bool):
+        self.on = not quiet
+
+    def line(self, text: str) -> None:
+        if not self.on:
+            return
+        try:
+            print(text, flush=True)
+        except (BrokenPipeError, ValueError, OSError):
+            self.on = False
+            try:  # nothing more reaches stdout, and Python's exit flush must not fail either
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
 
 
 def describe(record: dict, stats) -> str:
@@ -221,15 +305,6 @@ def describe(record: dict, stats) -> str:
     ms = sum(record["ms"].values())
     return (f"[{record['frame']}] {record['source']}: {record['label']} {record['confidence']:.2f}  "
             f"({ms:.1f} ms, {1000 / ms if ms else 0:.0f} fps)")
-
-
-def dump(folder: Path, index: int, source: str, label: str, x) -> None:
-    import cv2
-    import numpy as np
-
-    stem = Path(source).stem if "/" in source or "." in source else source.replace(":", "")
-    name = f"{index:06d}_{stem}_{label.replace('/', '-').replace(' ', '_')}.png"
-    cv2.imwrite(str(folder / name), np.round(x[..., 0] * 255).astype(np.uint8))
 
 
 class Viewer:

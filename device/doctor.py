@@ -31,10 +31,14 @@ def doctor(args) -> int:
         picam = sources.picamera_available()
         print(f"picamera2   {'camera found' if picam else 'no Pi camera (or picamera2 not installed)'}")
     print(f"/dev/video  {', '.join(sources.video_devices()) or 'none'}")
-    try:
-        model = Model(args.model, args.labels, args.threads)
-    except (ModelError, RuntimeMissing) as exc:
+    from device import card
+
+    try:  # the same checks classify-cam makes before its first frame: "ready" means it will run
+        model = Model(args.model, args.labels, args.threads, kernels=args.kernels)
+        threshold = card.unknown_threshold(args.model)
+    except (ModelError, RuntimeMissing, card.CardError) as exc:
         print(f"model       PROBLEM: {exc}")
+        print("status      PROBLEM: see above")
         return 2
     print(f"runtime     {model.runtime.name} {model.runtime.version}")
     print(f"model       {args.model}")
@@ -44,6 +48,7 @@ def doctor(args) -> int:
         print(f"  {kind:<9} {np.dtype(detail['dtype']).name} {[int(s) for s in detail['shape']]} scale {scale:.6g} "
               f"zero point {zero}")
     print(f"labels      {args.labels}: {len(model.labels)} ({', '.join(model.labels)})")
+    print(f"unknown     below {threshold:.2f} confidence (the model card's calibrated threshold)")
     ok = arithmetic(args, model) and ok
     print("status      " + ("OK: ready to classify" if ok else "PROBLEM: see above"))
     sys.stdout.flush()

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from device import card, classify
 from device.preprocess import prepare
 from device.runtime import ModelError, Runtime, find_runtime, make_interpreter
+from device.sources import cv_message
 from device.spec import UNKNOWN
 
 
@@ -20,7 +22,11 @@ def read_labels(path: Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"labels not found: {path}")
-    labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"labels file {path} cannot be read as UTF-8 text ({exc})") from None
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
     if not labels:
         raise ModelError(f"labels file is empty: {path}")
     return labels
@@ -29,7 +35,10 @@ def read_labels(path: Path) -> list[str]:
 def verify_model_file(model_path: Path) -> None:
     """If the model card beside the model lists its sha256, the file must match it."""
     model_path = Path(model_path)
-    expected = card.expected_sha256(model_path) if model_path.is_file() else None
+    try:
+        expected = card.expected_sha256(model_path) if model_path.is_file() else None
+    except card.CardError as exc:
+        raise ModelError(str(exc)) from None
     if expected and card.sha256(model_path) != expected:
         raise ModelError(f"{model_path} does not match the sha256 in its model card: the file is damaged, "
                          "half-copied or not the shipped model")
@@ -115,8 +124,11 @@ class Labeller:
         t0 = time.perf_counter()
         try:
             x = prepare(frame.image, self.settings.roi, self.settings.background, self.segment)
-        except (ValueError, TypeError) as exc:  # e.g. an roi outside the picture, a 1x1 image
+        except (ValueError, TypeError) as exc:  # e.g. an roi outside the picture, a 1x1 image (check_picture)
             record["error"] = f"cannot preprocess: {exc}"
+            return record, None
+        except cv2.error as exc:  # should not happen after check_picture; still one record, never a stop
+            record["error"] = f"cannot preprocess: {cv_message(exc)}"
             return record, None
         t1 = time.perf_counter()
         raw = self.model.scores(x)

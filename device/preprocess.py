@@ -71,6 +71,31 @@ def stretch(values: np.ndarray, lo, hi) -> np.ndarray:
     return np.clip((values - lo) / max(hi - lo, 1), 0, 1) * 205 + 50
 
 
+MIN_SIDE = 8  # pixels: anything thinner is a strip or a dot, not a photo of a garment
+MAX_ASPECT = 20  # longest side over shortest: beyond this it is a strip, not a photo
+
+
+def check_picture(image: np.ndarray, what: str = "picture") -> np.ndarray:
+    """The one check every picture passes before it is framed (photos, frames, backgrounds).
+
+    Returns the picture as a uint8 array of shape (H, W) or (H, W, 1/3/4); ValueError (a clear
+    reason, becoming an `error` line or, for a single image or a --background, exit 2) for an
+    empty array, another shape, a side under MIN_SIDE pixels or a strip over MAX_ASPECT:1.
+    Any other size is fine: shrink() copes with any size and aspect ratio.
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
+        raise ValueError(f"not an image: an array of shape {image.shape}")
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"the {what} is {w}x{h} pixels: too small to hold a garment (at least {MIN_SIDE} a side)")
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise ValueError(f"the {what} is {w}x{h} pixels: a strip, not a photo (at most {MAX_ASPECT}:1)")
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return image
+
+
 def shrink(image: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
     """(H, W[, C]) uint8 -> the same picture with its longest edge at most `limit` pixels.
 
@@ -83,8 +108,10 @@ def shrink(image: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
     k = -(-max(h, w) // limit)  # ceil
     if k <= 1:
         return image
-    image = image[: h - h % k, : w - w % k]
-    return cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    # A side shorter than k keeps one pixel (its own whole factor), so no picture shrinks to nothing.
+    ky, kx = min(k, h), min(k, w)
+    image = image[: h - h % ky, : w - w % kx]
+    return cv2.resize(image, (w // kx, h // ky), interpolation=cv2.INTER_AREA)
 
 
 def resize_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -226,10 +253,11 @@ def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = Non
     """
     if segment not in SEGMENTS:
         raise ValueError(f"segment must be one of {SEGMENTS}, not {segment!r}")
-    frame = crop(frame, roi)
+    frame = check_picture(crop(frame, roi))
     if background is None and segment == "grabcut":
-        colour = shrink(frame if frame.ndim == 3 and frame.shape[2] == 3 else
-                        cv2.cvtColor(to_grey(frame), cv2.COLOR_GRAY2RGB), GRABCUT_SIZE)
+        # Shrink first, then make a grey picture colour: never a full-size copy.
+        colour = shrink(frame, GRABCUT_SIZE) if frame.ndim == 3 and frame.shape[2] == 3 else \
+            cv2.cvtColor(shrink(to_grey(frame), GRABCUT_SIZE), cv2.COLOR_GRAY2RGB)
         grey = to_grey(colour)
         mask = object_mask(grey)
         if mask.any():  # something stands out at all: now find its outline properly
@@ -238,7 +266,7 @@ def frame_photo(frame: np.ndarray, roi=None, background: np.ndarray | None = Non
         grey = shrink(to_grey(frame))
         bg = None
         if background is not None:
-            bg = shrink(to_grey(crop(background, roi)))
+            bg = shrink(to_grey(check_picture(crop(background, roi), "background")))
             if bg.shape != grey.shape:  # a reference taken at another resolution
                 bg = cv2.resize(bg, grey.shape[::-1], interpolation=cv2.INTER_AREA)
         mask = object_mask(grey, bg)

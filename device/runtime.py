@@ -87,8 +87,9 @@ def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runt
         with _quiet_stderr():  # the runtime's C++ "INFO: Created ... delegate" chatter
             interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads, **options)
             interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"cannot load model {model_path}: {str(exc).strip().splitlines()[0]}") from None
+    except (ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"cannot load model {model_path}: {first}") from None
     return interpreter
 
 

@@ -8,9 +8,12 @@ the edge, so nothing downstream ever sees BGR.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ class Frame:
 
 class Source:
     live = False  # live sources get smoothing and stall detection
+    stop = threading.Event()  # set by classify-cam on SIGTERM / Ctrl-C: every wait inside a source ends early
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -50,8 +54,20 @@ class Source:
         pass
 
 
+MAX_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 50_000_000))  # set in device/__init__.py
+
+
 def read_image(path: Path) -> np.ndarray:
-    """An image file -> RGB or greyscale uint8; ValueError with a reason when it cannot be read."""
+    """An image file -> RGB or greyscale uint8, upright; ValueError with a reason when it cannot be read.
+
+    The one way a picture enters the device from a file (images, folders, --background):
+    - decoded once, by OpenCV, turned upright by its EXIF orientation (phone photos lie on their
+      side otherwise), 16-bit scaled to 8, alpha dropped;
+    - at most MAX_PIXELS (50 megapixels: a 48 MP phone photo) are decoded: a small file can declare
+      a huge picture, and decoding it would take gigabytes;
+    - the decoders' own warnings (libpng's) never reach stderr: what went wrong is the error.
+    The picture is then checked by preprocess.check_picture wherever it is used.
+    """
     import cv2
 
     path = Path(path)
@@ -60,27 +76,69 @@ def read_image(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ValueError("empty file")
     data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        with quiet_stderr():  # libpng writes "libpng warning: ..." itself
+            image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)  # applies EXIF orientation
+    except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc) or "pixels" in str(exc):
+            raise ValueError(f"the picture is larger than {MAX_PIXELS / 1e6:.0f} megapixels; not decoded") from None
+        raise ValueError(f"not a readable image ({cv_message(exc)})") from None
     if image is None:
         raise ValueError("not a readable image (unknown format, truncated or corrupt)")
-    if image.dtype != np.uint8:  # 16-bit PNG/TIFF
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(int(image.max()), 1))
+    if image.dtype != np.uint8:  # 16-bit PNG/TIFF, float TIFF/EXR
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1))
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second full-size copy
     if image.ndim == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(image[:, :, 0])
     return image
+
+
+def cv_message(exc: Exception) -> str:
+    """OpenCV's error text without its 'OpenCV(5.0.0) /path/file.cpp:123: error: (-215:...)' prefix."""
+    text = " ".join(str(exc).split())
+    if " error: " in text:
+        text = text.split(" error: ", 1)[1]
+    return text.strip()
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 for a moment (C libraries that print for themselves)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr at all: nothing to silence
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class ImageFiles(Source):
     def __init__(self, paths: list[Path]):
         self.paths = paths
+        self.first = None  # (path, picture) already decoded by a check: not decoded twice
 
     def frames(self) -> Iterator[Frame]:
+        from device.preprocess import check_picture
+
         for path in self.paths:
             t = time.perf_counter()
             try:
-                image, error = read_image(path), None
+                if self.first is not None and self.first[0] == path:
+                    image, self.first = self.first[1], None
+                else:
+                    image = read_image(path)
+                image, error = check_picture(image, "image"), None
             except (ValueError, OSError) as exc:
                 image, error = None, str(exc)
             yield Frame(str(path), image, (time.perf_counter() - t) * 1000, error)
@@ -109,7 +167,13 @@ class VideoCapture(Source):
     def _open(self):
         import cv2
 
-        cap = cv2.VideoCapture(self.target)
+        if isinstance(self.target, str) and "://" in self.target:
+            # A stream that accepts and never answers would hold ffmpeg 30 s whatever --camera-timeout says.
+            ms = int(max(self.timeout, 0.1) * 1000)
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(self.target)
         if self.live and cap.isOpened():
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
@@ -127,25 +191,30 @@ class VideoCapture(Source):
                 previous = sample
                 ok = repeats < self.STALE_REPEATS
             if not ok:
-                if not self.live:
-                    return  # end of the video file
-                self._recover()
+                if not self.live or self.stop.is_set():
+                    return  # end of the video file, or asked to stop
+                if not self._recover():
+                    return  # asked to stop while reconnecting
                 previous, repeats = None, 0
                 continue
             # Straight to greyscale: the model is greyscale, and one conversion is cheaper than two.
             grey = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2GRAY)
             yield Frame(self.name, grey, (time.perf_counter() - t) * 1000)
 
-    def _recover(self) -> None:
-        """Reopen the camera with backoff until a frame comes, or give up after `timeout` seconds."""
+    def _recover(self) -> bool:
+        """Reopen the camera with backoff until a frame comes (True); False when asked to stop meanwhile;
+        CameraLost after `timeout` seconds."""
         deadline, delay = time.monotonic() + self.timeout, 0.1
         while time.monotonic() < deadline:
             log.warning("%s: no fresh frame; reopening in %.1f s", self.name, delay)
-            time.sleep(delay)
+            if self.stop.wait(delay):  # SIGTERM ends the wait at once (systemctl stop never hangs)
+                return False
             self.cap.release()
             self.cap = self._open()
             if self.cap.isOpened() and self.cap.grab():
-                return
+                return True
+            if self.stop.is_set():
+                return False
             delay = min(delay * 2, 2.0)
         raise CameraLost(f"{self.name} delivered no fresh frame for {self.timeout:.0f} s; giving up")
 
@@ -260,6 +329,8 @@ def images_under(folder: Path) -> list[Path]:
 
 def open_source(spec: str, camera_timeout: float = 10.0) -> Source:
     """Turn a --source value into a Source; SourceError when there is nothing to read."""
+    if not spec.strip():  # an unset shell variable: never "the current folder"
+        raise SourceError("--source is empty (an unset variable?): give a camera, file, folder, glob or URL")
     if spec == "auto":
         problem = picamera_problem()
         if problem:  # say why the Pi camera is skipped, in one line, then try camera 0 as auto always has

@@ -32,10 +32,26 @@ GROUP_OF = {"T-shirt/top": "top", "Pullover": "top", "Shirt": "top", "Coat": "to
             "Dress": "dress", "Sandal": "shoe", "Sneaker": "shoe", "Ankle boot": "shoe", "Bag": "bag"}
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a threshold is a confidence from 0 to 1, not {text}")
+    return value
+
+
+def _fractions(text: str) -> list[float]:
+    return sorted(_fraction(v) for v in text.split(",") if v.strip())
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     import models
 
-    p = argparse.ArgumentParser(
+    from device.cli import OneLineParser
+
+    p = OneLineParser(
         prog="fashion-photo-eval",
         description="Run classify-cam's pipeline over a folder of real photos (one sub-folder per kind of garment, "
         "named as in the real-photos README) and print strict and group accuracy, 'unknown' rates, a confusion "
@@ -44,16 +60,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "dress, shoes, hat, shorts, skirt")
     p.add_argument("--model", type=Path, default=models.INT8_MODEL, help="model (default: shipped int8)")
     p.add_argument("--labels", type=Path, help="labels (default: labels.txt beside the model)")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=_fraction,
                    help="confidence below which the label is 'unknown' (default: the model's calibrated one, as "
                    "classify-cam)")
-    p.add_argument("--sweep", metavar="T1,T2,...",
+    p.add_argument("--sweep", metavar="T1,T2,...", type=_fractions,
                    help="also print the scores at each of these thresholds, e.g. 0.3,0.4,0.5")
     p.add_argument("--segment", choices=["auto", "fast", "grabcut"], default="auto",
                    help="how the garment is cut out (default auto: grabcut for photos, as classify-cam)")
     p.add_argument("--out", type=Path, default=Path("runs/photo-eval"),
                    help="where to write results.json and worst.png (default runs/photo-eval)")
     p.add_argument("--worst", type=int, default=24, help="mistakes on the contact sheet (default 24)")
+    p.add_argument("--compare", type=Path, metavar="OTHER.tflite",
+                   help="also run this model (its own labels.txt and calibrated threshold) on the same inputs and "
+                   "print both side by side, folder by folder")
     return p.parse_args(argv)
 
 
@@ -75,6 +94,16 @@ def evaluate(folder: Path, model, threshold: float, segment: str = "auto"):
     return with_threshold(rows, threshold)
 
 
+def rescore(rows, model, threshold: float):
+    """The same photos and inputs, scored by another model: what --compare puts beside the first."""
+    out = []
+    for r in rows:
+        scores = model.scores(r["input"])
+        best = int(np.argmax(scores))
+        out.append({**r, "top": model.labels[best], "confidence": round(float(scores[best]), 4)})
+    return with_threshold(out, threshold)
+
+
 def with_threshold(rows, threshold: float):
     """Each row's label as the device would give it at this threshold."""
     return [{**r, "label": r["top"] if r["confidence"] >= threshold else "unknown"} for r in rows]
@@ -93,19 +122,44 @@ def score(rows) -> dict:
         "unknown_out_of_catalogue": mean([r["label"] == "unknown" for r in outside]),
         "confusion": {kind: dict(Counter(r["label"] for r in rows if r["kind"] == kind)) for kind in FOLDERS
                       if any(r["kind"] == kind for r in rows)},
+        "folders": {kind: folder_score([r for r in rows if r["kind"] == kind]) for kind in FOLDERS
+                    if any(r["kind"] == kind for r in rows)},
     }
+
+
+def folder_score(rows) -> dict:
+    """One folder: photos, right (the strict label, or unknown outside the catalogue), group, unknown."""
+    labels, group = FOLDERS[rows[0]["kind"]]
+    right = [r["label"] in labels if labels else r["label"] == "unknown" for r in rows]
+    return {"photos": len(rows), "right": float(np.mean(right)),
+            "group": float(np.mean([GROUP_OF.get(r["label"]) == group for r in rows])) if labels else None,
+            "unknown": float(np.mean([r["label"] == "unknown" for r in rows]))}
 
 
 def format_report(s: dict, labels) -> str:
     cols = list(labels) + ["unknown"]
-    short = [c.split("/")[0][:7] for c in cols]
+    short = [c.split("/")[0][:7] for c in cols] + ["right %"]
     lines = [f"{s['photos']} photos: {s['in_catalogue']} in the catalogue, {s['out_of_catalogue']} not",
              f"strict accuracy {100 * s['strict']:.1f}%   group accuracy {100 * s['group']:.1f}%",
              f"'unknown' on {100 * s['unknown_in_catalogue']:.1f}% of in-catalogue photos, "
              f"{100 * s['unknown_out_of_catalogue']:.1f}% of out-of-catalogue photos", "",
              f"{'folder':<11}" + "".join(f"{c:>8}" for c in short)]
     for kind, counts in s["confusion"].items():
-        lines.append(f"{kind:<11}" + "".join(f"{counts.get(c, 0):>8}" for c in cols))
+        lines.append(f"{kind:<11}" + "".join(f"{counts.get(c, 0):>8}" for c in cols)
+                     + f"{100 * s['folders'][kind]['right']:>8.1f}")
+    lines.append("(right %: the folder's own label; for hat, shorts and skirt, unknown)")
+    return "\n".join(lines)
+
+
+def format_comparison(a: dict, b: dict, name_a: str, name_b: str) -> str:
+    """Two models' scores on the same photos, overall and per folder."""
+    rows = [("strict %", "strict"), ("group %", "group"), ("unknown in %", "unknown_in_catalogue"),
+            ("unknown out %", "unknown_out_of_catalogue")]
+    lines = ["", f"{'':<14}{name_a[-16:]:>17}{name_b[-16:]:>17}"]
+    lines += [f"{label:<14}{100 * a[key]:>17.1f}{100 * b[key]:>17.1f}" for label, key in rows]
+    lines.append("right % per folder:")
+    lines += [f"  {kind:<12}{100 * a['folders'][kind]['right']:>17.1f}{100 * b['folders'][kind]['right']:>17.1f}"
+              f"   ({a['folders'][kind]['photos']} photos)" for kind in a["folders"]]
     return "\n".join(lines)
 
 
@@ -143,15 +197,19 @@ def main(argv=None) -> int:
     if not args.folder.is_dir():
         print(f"fashion-photo-eval: no such folder: {args.folder}", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():  # found now, not after the whole evaluation
+        print(f"fashion-photo-eval: --out {args.out} is a file, not a folder", file=sys.stderr)
+        return 2
+    import models
+    from device import card
+
     labels = args.labels or args.model.parent / "labels.txt"
     try:
         model = Model(args.model, labels)
-    except (ModelError, RuntimeMissing) as exc:
+        threshold = args.threshold if args.threshold is not None else card.unknown_threshold(args.model)
+    except (ModelError, RuntimeMissing, card.CardError) as exc:
         print(f"fashion-photo-eval: {exc}", file=sys.stderr)
         return 2
-    from device import card
-
-    threshold = args.threshold if args.threshold is not None else card.unknown_threshold(args.model)
     rows = evaluate(args.folder, model, threshold, args.segment)
     if not rows:
         print(f"fashion-photo-eval: no photos in known sub-folders of {args.folder}", file=sys.stderr)
@@ -160,13 +218,25 @@ def main(argv=None) -> int:
     print(format_report(s, model.labels))
     if args.sweep:
         print(f"\n{'threshold':>9} {'strict %':>9} {'group %':>8} {'unknown in %':>13} {'unknown out %':>14}")
-        for t in sorted(float(v) for v in args.sweep.split(",")):
+        for t in args.sweep:
             w = score(with_threshold(rows, t))
             print(f"{t:>9.2f} {100 * w['strict']:>9.1f} {100 * w['group']:>8.1f} "
                   f"{100 * w['unknown_in_catalogue']:>13.1f} {100 * w['unknown_out_of_catalogue']:>14.1f}")
+    compared = None
+    if args.compare:
+        try:
+            other = Model(args.compare, args.compare.parent / "labels.txt")
+            other_threshold = card.unknown_threshold(args.compare)
+        except (ModelError, RuntimeMissing, card.CardError) as exc:
+            print(f"fashion-photo-eval: --compare: {exc}", file=sys.stderr)
+            return 2
+        compared = score(rescore(rows, other, other_threshold))
+        print(format_comparison(s, compared, args.model.name if args.model != models.INT8_MODEL else "shipped",
+                                str(args.compare)))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(
         {**s, "threshold": threshold, "segment": args.segment, "model": str(args.model),
+         "compare": {"model": str(args.compare), **compared} if compared else None,
          "photos_list": [{k: r[k] for k in ("path", "kind", "label", "confidence")} for r in rows]}, indent=2))
     contact_sheet(rows, args.out / "worst.png", args.worst)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'worst.png'}")

@@ -13,7 +13,9 @@ from train.config import TrainConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    from device.cli import OneLineParser
+
+    p = OneLineParser(
         prog="fashion-train",
         description="Train the edge CNN (or a baseline) on Fashion-MNIST. Each run writes a folder with "
         "the model, its config, metrics, per-class scores, confusion matrix, hardest pairs, prediction "
@@ -119,8 +121,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("fashion-train: interrupted", file=sys.stderr)
         return 130
+    except (photos_mod.PhotoError, OSError) as exc:
+        print(f"fashion-train: {exc}", file=sys.stderr)
+        return 2
     if args.ship:
-        ship(cfg, metrics, argv)
+        try:
+            ship(cfg, metrics, argv)
+        except (OSError, ValueError) as exc:  # a damaged card, a read-only models/: the run folder still holds it
+            print(f"fashion-train: could not ship {metrics['run_dir']}/model.keras: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -134,7 +143,8 @@ def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
 
     run_dir = Path(metrics["run_dir"])
     command = ("fashion-train " + shlex.join(sys.argv[1:] if argv is None else argv)).strip()
-    keep = ("accuracy", "classes", "hardest_pairs", "params", "epochs_run", "train_seconds", "val_accuracy")
+    # No times: the card of a rebuilt model must come out byte for byte the same (make model).
+    keep = ("accuracy", "classes", "hardest_pairs", "params", "epochs_run", "val_accuracy")
     section = {"command": command, "config": asdict(cfg), "data_source": metrics["data_source"],
                "data_sha256": metrics["data_sha256"], "metrics": {k: metrics[k] for k in keep}}
     if "photos" in metrics:

@@ -116,6 +116,35 @@ def widen(start: keras.Model, wide: keras.Model, noise: float = 0.01, seed: int 
     return wide
 
 
+def save(model: keras.Model, path) -> None:
+    """model.save, made reproducible: the same weights give the same .keras file, byte for byte.
+
+    Keras writes the time into metadata.json ("date_saved") and as the zip entry time of the
+    weights; both are set to the zip format's epoch (1980-01-01) here, so `make model` run twice
+    gives identical files. Written beside the target, then moved into place.
+    """
+    import json
+    import os
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    raw = path.with_name(path.name + ".raw.keras")
+    model.save(raw)
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta["date_saved"] = "1980-01-01@00:00:00"
+                data = json.dumps(meta).encode()
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                         compress_type=zipfile.ZIP_DEFLATED)
+    raw.unlink()
+    os.replace(tmp, path)
+
+
 BUILDERS = {"edge": build_edge, "edge-wide": build_edge_wide, "tutorial": build_tutorial, "dense": build_dense}
 
 

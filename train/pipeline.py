@@ -137,6 +137,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     import keras
     import tensorflow as tf
 
+    from train import models as models_mod
     from train.models import build
 
     keras.utils.set_random_seed(cfg.seed)
@@ -200,7 +201,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     first_conv = next((layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)), None)
     if first_conv is not None:
         reports.plot_filters(np.asarray(first_conv.kernel), run_dir / "filters.png")
-    model.save(run_dir / "model.keras")
+    models_mod.save(model, run_dir / "model.keras")
     print(f"test accuracy {metrics['accuracy']:.4f}  ({metrics['params']} parameters, "
           f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)\nwrote {run_dir}", flush=True)
     return metrics
@@ -236,8 +237,10 @@ class PhotoSet:
         reports.write_json(result, run_dir / "photos.json")
         if self.held:
             s = result["held_out_scores"]
-            print(f"held-out real photos ({len(self.held)}): strict {100 * s['strict']:.1f}%  " + "  ".join(
-                f"{k} {100 * v['right']:.0f}%" for k, v in s["folders"].items()), flush=True)
+            inside = {p.kind for p in self.held if p.classes}
+            print(f"held-out real photos ({len(self.held)}): strict {100 * s['strict']:.1f}% (top class, no threshold); "
+                  + "  ".join(f"{k} {100 * v['right']:.0f}%" for k, v in s["folders"].items() if k in inside),
+                  flush=True)
         return {k: v for k, v in result.items() if k != "held_out_files"}
 
 
@@ -262,7 +265,11 @@ def start_from(model, cfg: TrainConfig) -> None:
 
     from train.models import widen
 
-    start = keras.models.load_model(cfg.init, compile=False)
+    try:
+        start = keras.models.load_model(cfg.init, compile=False)
+    except Exception as exc:  # a damaged or foreign file: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InitMismatch(f"--init {cfg.init}: cannot load it as a Keras model ({type(exc).__name__}: {first})") from None
     try:
         if cfg.model == "edge-wide" and start.count_params() < model.count_params():
             widen(start, model)  # an edge model: nearly the same scores in the wider network
