@@ -75,7 +75,8 @@ def calibrate_photos(int8_path: Path, photo_dirs, photo_map: str, holdout: float
     from train import photos as photos_mod
 
     held = [p for p in photos_mod.scan(photo_dirs, photo_map, holdout) if p.held_out]
-    pictures = photos_mod.prepared(held, variants, cache)[:, 0]  # variant 0: the photo as it is
+    pictures, readable = photos_mod.prepared(held, variants, cache)
+    held, pictures = [p for p, ok in zip(held, readable) if ok], pictures[readable, 0]  # variant 0: as it is
     s = scores(int8_path, pictures)
     conf, top = s.max(1), s.argmax(1)
     inside = np.array([bool(p.classes) for p in held])

@@ -39,8 +39,8 @@ class PhotoError(ValueError):
 
 
 def folder_name(label: str) -> str:
-    """The folder name a label gets on disk: 'T-shirt/top' -> 'T-shirt-top' (no '/' in a path part)."""
-    return label.replace("/", "-")
+    """The folder name a label gets on disk: 'T-shirt/top' -> 'T-shirt-top', 'Ankle boot' -> 'Ankle-boot'."""
+    return label.replace("/", "-").replace(" ", "-")
 
 
 def _key(name: str) -> str:
@@ -158,10 +158,9 @@ def cache_tag() -> str:
                           + f"variants v{VARIANT_VERSION}".encode()).hexdigest()[:16]
 
 
-def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=print) -> np.ndarray:
-    """(N, variants, 28, 28) uint8: each photo through the device's still-photo prepare, cached.
-
-    An unreadable photo is reported and comes back all black (then dropped by the caller).
+def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=print) -> tuple[np.ndarray, np.ndarray]:
+    """(pictures (N, variants, 28, 28) uint8, readable (N,) bool): each photo through the device's
+    still-photo prepare, cached. An unreadable photo is reported, and left out by the caller.
     """
     from device.preprocess import frame_photo
     from device.sources import read_image
@@ -169,6 +168,7 @@ def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=prin
     cache = Path(cache_dir) / cache_tag()
     cache.mkdir(parents=True, exist_ok=True)
     out = np.zeros((len(photos), variants, 28, 28), np.uint8)
+    readable = np.ones(len(photos), bool)
     made = 0
     for i, p in enumerate(photos):
         digest = file_sha256(p.path)
@@ -178,11 +178,13 @@ def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=prin
             continue
         try:
             image = read_image(p.path)
-        except ValueError as exc:
+            rng = np.random.default_rng(int.from_bytes(bytes.fromhex(digest[:8]), "big"))
+            pictures = [frame_photo(image if v == 0 else variant(image, rng), segment="grabcut")
+                        for v in range(variants)]
+        except (ValueError, OSError) as exc:
             log(f"  skipped {p.path}: {exc}")
+            readable[i] = False
             continue
-        rng = np.random.default_rng(int.from_bytes(bytes.fromhex(digest[:8]), "big"))
-        pictures = [frame_photo(image if v == 0 else variant(image, rng), segment="grabcut") for v in range(variants)]
         out[i] = np.stack(pictures)
         tmp = cached.with_suffix(".tmp.npy")
         np.save(tmp, out[i])
@@ -192,7 +194,7 @@ def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=prin
             log(f"  segmented {made} photos ({i + 1}/{len(photos)})", flush=True)
     if made:
         log(f"  segmented {made} photos, {len(photos) - made} from the cache {cache}", flush=True)
-    return out
+    return out, readable
 
 
 def targets(photos: list[Photo]) -> np.ndarray:

@@ -210,10 +210,9 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
 class PhotoSet:
     """The real photos of a run: pictures and targets to train on, and the held-out ones to measure."""
 
-    def __init__(self, cfg: TrainConfig, photos: list, pictures: np.ndarray):
+    def __init__(self, cfg: TrainConfig, photos: list, pictures: np.ndarray, readable: np.ndarray):
         from train import photos as photos_mod
 
-        readable = pictures.reshape(len(photos), -1).any(1)  # unreadable photos came back black
         self.photos = [p for p, ok in zip(photos, readable) if ok]
         pictures = pictures[readable]
         train = np.array([not p.held_out for p in self.photos])
@@ -252,7 +251,7 @@ def load_photos(cfg: TrainConfig) -> PhotoSet | None:
     photos = photos_mod.scan(cfg.photos, cfg.photo_map, cfg.photo_holdout)
     print(f"photos: {len(photos)} in {len({(p.path.parent.parent, p.kind) for p in photos})} folders, "
           f"{sum(p.held_out for p in photos)} held out; segmenting (cached in {cfg.photo_cache})", flush=True)
-    return PhotoSet(cfg, photos, photos_mod.prepared(photos, cfg.photo_variants, cfg.photo_cache))
+    return PhotoSet(cfg, photos, *photos_mod.prepared(photos, cfg.photo_variants, cfg.photo_cache))
 
 
 class InitMismatch(ValueError):
