@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -236,7 +235,7 @@ def open_outputs(args):
 
 def run(args, stop: StopFlag) -> int:
     from device import pipeline, sources
-    from device.output import OutputError, dump_input
+    from device.output import OutputError, Screen, Viewer, describe, dump_input
 
     model, source, settings = setup(args)
     log = open_outputs(args)
@@ -276,63 +275,6 @@ def run(args, stop: StopFlag) -> int:
             log.close()
         print(stats.summary(), file=sys.stderr)
     return status
-
-
-class Screen:
-    """The per-frame lines on stdout. A reader that goes away (`| head -1`) stops them, not the run."""
-
-    def __init__(self, quiet: bool):
-        self.on = not quiet
-
-    def line(self, text: str) -> None:
-        if not self.on:
-            return
-        try:
-            print(text, flush=True)
-        except (BrokenPipeError, ValueError, OSError):
-            self.on = False
-            try:  # nothing more reaches stdout, and Python's exit flush must not fail either
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-            except (OSError, ValueError):
-                pass
-
-
-def describe(record: dict, stats) -> str:
-    if "error" in record:
-        return f"[{record['frame']}] {record['source']}: ERROR {record['error']}"
-    ms = sum(record["ms"].values())
-    return (f"[{record['frame']}] {record['source']}: {record['label']} {record['confidence']:.2f}  "
-            f"({ms:.1f} ms, {1000 / ms if ms else 0:.0f} fps)")
-
-
-class Viewer:
-    """An annotated preview window; turns itself off (once, with a message) where there is no display."""
-
-    def __init__(self):
-        self.on = True
-
-    def show(self, image, record, x) -> None:
-        if not self.on or image is None:
-            return
-        import cv2
-        import numpy as np
-
-        try:
-            bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            text = f"{record.get('label', 'error')} {record.get('confidence', 0):.2f}"
-            cv2.putText(bgr, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 255, 0), 2)
-            if x is not None:  # what the model saw, enlarged, in the corner
-                seen = cv2.resize(np.round(x[..., 0] * 255).astype(np.uint8), (112, 112),
-                                  interpolation=cv2.INTER_NEAREST)
-                bgr[-112:, -112:] = cv2.cvtColor(seen, cv2.COLOR_GRAY2BGR)[: bgr.shape[0], : bgr.shape[1]]
-            cv2.imshow("classify-cam", bgr)
-            cv2.waitKey(1)
-        except cv2.error as exc:
-            print(f"classify-cam: --show needs a display and OpenCV with GUI support ({str(exc).strip()[:80]}); "
-                  "continuing without a window", file=sys.stderr)
-            self.on = False
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 def doctor(args) -> int:
     import numpy as np
 
-    from device import classify, sources
+    from device import classify, picamera, sources
     from device.pipeline import Model
     from device.runtime import ModelError, RuntimeMissing
 
@@ -23,12 +23,12 @@ def doctor(args) -> int:
     except ImportError as exc:
         print(f"opencv      MISSING ({exc})")
         ok = False
-    problem = sources.picamera_problem()
+    problem = picamera.picamera_problem()
     if problem:
         print(f"picamera2   PROBLEM: {problem}")
         ok = False
     else:
-        picam = sources.picamera_available()
+        picam = picamera.picamera_available()
         print(f"picamera2   {'camera found' if picam else 'no Pi camera (or picamera2 not installed)'}")
     print(f"/dev/video  {', '.join(sources.video_devices()) or 'none'}")
     from device import card

@@ -79,8 +79,6 @@ def system_has_apt_numpy() -> bool:
 @pytest.mark.skipif(not system_has_apt_numpy(),
                     reason="needs Debian's python3 with apt's python3-scipy (make setup installs it with apt-get)")
 def test_real_install_keeps_the_system_numpy_for_apt_modules(tmp_path, test_images):
-    import numpy as np
-
     from tests.conftest import make_jpeg
     from tools.demo import render_photo
 

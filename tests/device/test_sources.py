@@ -156,7 +156,9 @@ def test_picamera_gives_the_y_plane(monkeypatch):
             pass
 
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=Picamera2))
-    assert sources.picamera_available()
+    from device import picamera
+
+    assert picamera.picamera_available()
     cam = sources.open_source("picamera")
     frame = next(iter(cam.frames()))
     assert frame.image.shape == (h, w) and frame.image.dtype == np.uint8 and int(frame.image.max()) == 77
