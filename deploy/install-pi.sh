@@ -87,7 +87,7 @@ if [ -n "$SYS_NUMPY" ] && [ -n "$VENV_OWN_NUMPY" ] && [ "$VENV_OWN_NUMPY" != "$S
 fi
 CONSTRAINTS="$VENV/constraints-install-pi.txt"
 : > "$CONSTRAINTS"
-DEPS="$RUNTIME"
+DEPS="$RUNTIME paho-mqtt>=2"
 if [ -n "$SYS_NUMPY" ]; then
   echo "numpy==$SYS_NUMPY" >> "$CONSTRAINTS"   # the system's, already there: pip installs no other
   case "$SYS_NUMPY" in 1.*) echo "opencv-python-headless<4.12" >> "$CONSTRAINTS" ;; esac  # 4.12+ need NumPy 2

@@ -109,10 +109,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--doctor", action="store_true",
                    help="check the runtime, model, labels and cameras, print what was found, and exit")
     p.add_argument("--quiet", action="store_true", help="no per-frame lines on stdout (JSON and summary only)")
+    p.add_argument("--events", action="store_true",
+                   help="stockroom mode (cameras, streams, video files): one 'placed' record when a garment has stood "
+                   "still on the table for --settle seconds (classified over its still frames) and one 'removed' "
+                   "record when the table is empty again, instead of one record per frame")
+    p.add_argument("--settle", type=_seconds, default=0.5,
+                   help="with --events: seconds a garment must stand still before it is classified (default 0.5)")
+    p.add_argument("--save-items", type=Path, metavar="DIR",
+                   help="with --events: each placed item's sharpest still frame as DIR/<label>/<id>.jpg (and what the "
+                   "model saw beside it): the layout fashion-train --photos reads")
+    p.add_argument("--realtime", action="store_true",
+                   help="read a video file at its own frame rate, as a camera delivers frames")
+    p.add_argument("--mqtt", metavar="URL",
+                   help="with --events: publish each event to this broker, store and forward: "
+                   "mqtt://[user[:password]@]host[:port]/PREFIX or mqtts://... (password also from "
+                   "$CLASSIFY_CAM_MQTT_PASSWORD)")
+    p.add_argument("--device-id", help="this device's name in event ids and MQTT topics (default: the host name)")
+    p.add_argument("--queue", type=Path, metavar="DIR",
+                   help="where events wait for the broker's acknowledgement, kept across restarts (default: "
+                   "$STATE_DIRECTORY under systemd, else ~/.local/state/classify-cam/<device-id>/)")
     p.add_argument("--raw", action="store_true",
                    help="add the model's output tensor as stored (e.g. int8 integers) to each JSON line as 'raw'; "
                    "make pi-check compares these bit for bit")
     args = p.parse_args(argv)
+    if (args.save_items or args.mqtt) and not args.events:
+        p.error("--save-items and --mqtt go with --events")
+    if args.device_id is None:
+        import socket
+
+        args.device_id = socket.gethostname() or "classify-cam"
+    if not args.device_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        p.error(f"--device-id {args.device_id!r}: letters, digits, '-', '_' and '.' only (it is an MQTT topic level)")
     if args.labels is None:
         beside = args.model.parent / "labels.txt"
         args.labels = beside if beside.is_file() else models.LABELS
@@ -169,10 +196,23 @@ def setup(args):
             background = check_picture(sources.read_image(args.background), "background")
         except (ValueError, OSError) as exc:
             raise UsageError(f"--background {args.background}: {exc}") from None
+    if args.mqtt:
+        from device import mqtt
+
+        try:
+            args.broker = mqtt.parse_url(args.mqtt)
+        except mqtt.MqttUrlError as exc:
+            raise UsageError(str(exc)) from None
+        args.queue = args.queue or mqtt.default_queue(args.device_id)
     try:
-        source = sources.open_source(args.source, args.camera_timeout)
+        source = sources.open_source(args.source, args.camera_timeout, colour=bool(args.save_items),
+                                     realtime=args.realtime)
     except sources.SourceError as exc:
         raise UsageError(str(exc)) from None
+    if args.events and isinstance(source, sources.ImageFiles):
+        source.close()
+        raise UsageError("--events is for cameras, streams and video files (one record per item on a table), "
+                         "not for image files")
     if isinstance(source, sources.ImageFiles) and len(source.paths) == 1:
         try:  # a single image that cannot be read is a usage error, not a log line; decoded once
             source.first = (source.paths[0], check_picture(sources.read_image(source.paths[0]), "image"))
@@ -245,6 +285,10 @@ def run(args, stop: StopFlag) -> int:
     kernels = ", reference kernels" if args.kernels == "reference" else ""
     print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.path.name}, "
           f"source {args.source}", file=sys.stderr)
+    if args.events:
+        from device import stockroom
+
+        return stockroom.run(args, model, source, settings, stop, log, Screen(quiet=args.quiet))
     labeller = pipeline.Labeller(model, settings, live=source.live or isinstance(source, sources.VideoCapture))
     stats = pipeline.Stats()
     viewer = Viewer() if args.show else None

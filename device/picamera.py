@@ -35,7 +35,7 @@ class PiCamera(Source):
         while True:
             t = time.perf_counter()
             yuv = self.cam.capture_array("main")  # (h * 3 / 2, stride) uint8
-            yield Frame(self.name, np.ascontiguousarray(yuv[:h, :w]), (time.perf_counter() - t) * 1000)
+            yield Frame(self.name, np.ascontiguousarray(yuv[:h, :w]), (time.perf_counter() - t) * 1000, None, time.time())
 
     def close(self) -> None:
         self.cam.stop()

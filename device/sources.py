@@ -41,6 +41,7 @@ class Frame:
     image: np.ndarray | None  # greyscale (H, W) or RGB (H, W, 3) uint8; None with an error
     capture_ms: float
     error: str | None = None
+    t: float = 0.0  # the source's own time, seconds since 1970: a camera's capture time, a video's timestamp
 
 
 class Source:
@@ -141,7 +142,7 @@ class ImageFiles(Source):
                 image, error = check_picture(image, "image"), None
             except (ValueError, OSError) as exc:
                 image, error = None, str(exc)
-            yield Frame(str(path), image, (time.perf_counter() - t) * 1000, error)
+            yield Frame(str(path), image, (time.perf_counter() - t) * 1000, error, time.time())
 
 
 class VideoCapture(Source):
@@ -154,11 +155,17 @@ class VideoCapture(Source):
 
     STALE_REPEATS = 30  # identical frames in a row that mean the camera is frozen
 
-    def __init__(self, target, live: bool, timeout: float = 10.0, size=(640, 480)):
+    def __init__(self, target, live: bool, timeout: float = 10.0, size=(640, 480), colour: bool = False,
+                 realtime: bool = False):
         import cv2
 
         self.target, self.live, self.timeout, self.size = target, live, timeout, size
+        self.colour = colour  # RGB frames (for saving item photos); grey otherwise, the cheaper conversion
+        self.realtime = realtime and not live  # a video file delivered at its own frame rate, as a camera would
+        # A file's time: its modification time plus each frame's timestamp, the same at any reading speed.
+        self.start_t = os.path.getmtime(target) if isinstance(target, str) and os.path.isfile(target) else None
         self.name = f"camera:{target}" if live else str(target)
+        self._clock = None
         self.cap = self._open()
         if not self.cap.isOpened():
             raise SourceError(f"cannot open {'camera' if live else 'video'} {target}")
@@ -198,8 +205,23 @@ class VideoCapture(Source):
                 previous, repeats = None, 0
                 continue
             # Straight to greyscale: the model is greyscale, and one conversion is cheaper than two.
-            grey = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2GRAY)
-            yield Frame(self.name, grey, (time.perf_counter() - t) * 1000)
+            image = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB if self.colour else self._cv2.COLOR_BGR2GRAY)
+            capture_ms = (time.perf_counter() - t) * 1000
+            if self.start_t is None:
+                stamp = time.time()
+            else:
+                stamp = self.start_t + self.cap.get(self._cv2.CAP_PROP_POS_MSEC) / 1000
+                if self.realtime:
+                    self._wait_until(stamp)
+            yield Frame(self.name, image, capture_ms, None, stamp)
+
+    def _wait_until(self, stamp: float) -> None:
+        """--realtime: deliver the frame when a camera would have (the stop flag ends the wait)."""
+        if self._clock is None:
+            self._clock = (time.monotonic(), stamp)
+        delay = self._clock[0] + (stamp - self._clock[1]) - time.monotonic()
+        if delay > 0:
+            self.stop.wait(delay)
 
     def _recover(self) -> bool:
         """Reopen the camera with backoff until a frame comes (True); False when asked to stop meanwhile;
@@ -231,7 +253,7 @@ def images_under(folder: Path) -> list[Path]:
                   if p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:]))
 
 
-def open_source(spec: str, camera_timeout: float = 10.0) -> Source:
+def open_source(spec: str, camera_timeout: float = 10.0, colour: bool = False, realtime: bool = False) -> Source:
     """Turn a --source value into a Source; SourceError when there is nothing to read."""
     if not spec.strip():  # an unset shell variable: never "the current folder"
         raise SourceError("--source is empty (an unset variable?): give a camera, file, folder, glob or URL")
@@ -241,17 +263,18 @@ def open_source(spec: str, camera_timeout: float = 10.0) -> Source:
         problem = picamera_problem()
         if problem:  # say why the Pi camera is skipped, in one line, then try camera 0 as auto always has
             log.warning("warning: %s; trying camera 0", problem)
-        return PiCamera() if picamera_available() else VideoCapture(0, live=True, timeout=camera_timeout)
+        return PiCamera() if picamera_available() else VideoCapture(0, True, camera_timeout, colour=colour)
     if spec == "picamera":
         return PiCamera()
     if spec.isdigit():
-        return VideoCapture(int(spec), live=True, timeout=camera_timeout)
+        return VideoCapture(int(spec), True, camera_timeout, colour=colour)
     if spec.startswith("/dev/video"):
         if not os.path.exists(spec):
             raise SourceError(f"no such camera: {spec}")
-        return VideoCapture(spec, live=True, timeout=camera_timeout)
+        return VideoCapture(spec, True, camera_timeout, colour=colour)
     if "://" in spec:
-        return VideoCapture(spec, live=spec.split("://")[0] in {"rtsp", "rtmp", "udp", "tcp"}, timeout=camera_timeout)
+        return VideoCapture(spec, spec.split("://")[0] in {"rtsp", "rtmp", "udp", "tcp"}, camera_timeout, colour=colour,
+                            realtime=realtime)
     path = Path(spec)
     if path.is_dir():
         files = images_under(path)
@@ -260,7 +283,7 @@ def open_source(spec: str, camera_timeout: float = 10.0) -> Source:
         return ImageFiles(files)
     if path.is_file():
         if path.suffix.lower() in VIDEO_EXTENSIONS:
-            return VideoCapture(str(path), live=False)
+            return VideoCapture(str(path), False, camera_timeout, colour=colour, realtime=realtime)
         return ImageFiles([path])
     if any(c in spec for c in "*?["):
         files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())

@@ -1,0 +1,193 @@
+"""Stockroom mode: frames in, one `placed` and one `removed` record per garment out.
+
+A fixed camera looks at a table. Each frame is compared, on a small grey copy, with the empty
+table (a --background picture, or one learnt from the first frames and kept up to date while the
+table stays empty and still) and with the frame before:
+- occupied: enough of the table differs from the empty one (after evening out a change of light
+  over the whole table, so light alone is never an item);
+- moving: enough of the picture changed since the frame before.
+Nothing is classified while anything moves. Once something has stood still on the table for
+`settle` seconds, the still frames are classified (mean scores) and one `placed` record is
+written; when the table is empty and still again, one `removed` record with the dwell time. An
+item swapped for another without the table emptying is noticed when the scene settles again
+looking different from the placed item: a `removed`, then a new `placed`. A hand passing, or light
+changing, never settles into an item. While the table is empty and still no inference runs.
+
+Times are the source's own (Frame.t): a video file's timestamps, a camera's capture time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import cv2
+import numpy as np
+
+from device import classify
+from device.preprocess import crop, prepare, shrink, to_grey
+from device.spec import UNKNOWN
+
+SMALL = 160  # pixels: the longest side of the copy motion and presence are judged on
+LEARN_S = 0.5  # seconds of the empty scene that make the background, without --background
+MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread), and kept for the best photo
+FOLLOW_FULL = 5  # empty, still frames between updates of the full-size background
+
+
+@dataclass
+class EventSettings:
+    settle: float = 0.5  # seconds something must stand still before it is classified
+    occupied: float = 0.02  # share of the table that must differ from the empty one for "something is there"
+    moving: float = 0.004  # share of the picture that must change between frames for "it moves"
+    changed: float = 0.25  # share of the item's outline that must differ for "another item" after a swap
+    min_diff: int = 18  # grey levels: the least difference that counts (above the sensor's noise)
+
+
+@dataclass
+class Item:
+    number: int
+    id: str
+    placed_t: float
+    label: str
+    look: np.ndarray  # the small grey picture when it was placed
+    mask: np.ndarray  # where it differed from the empty table
+
+
+@dataclass
+class Tracker:
+    """The state machine. feed(frame) returns the events that frame completed (usually none)."""
+
+    model: object  # device.pipeline.Model
+    device: str
+    threshold: float
+    top_k: int = 3
+    roi: tuple | None = None
+    background: np.ndarray | None = None  # a picture of the empty table (full size)
+    settings: EventSettings = field(default_factory=EventSettings)
+    keep_photo: bool = False  # keep the sharpest still frame of each item (for --save-items)
+
+    def __post_init__(self):
+        self.bg_small = None if self.background is None else self.small(self.background)
+        self.learning = [] if self.background is None else None  # frames of the empty scene, until LEARN_S
+        self.learn_from = None
+        self.previous = None
+        self.still_since = None
+        self.still = []  # (t, frame) while still and occupied
+        self.item: Item | None = None
+        self.items = 0
+        self.tally = Counter()
+        self.inferences = 0
+        self.empty_frames = 0
+        if self.background is not None:
+            self.background = to_grey(self.background)
+
+    # -- the small picture ------------------------------------------------------------------------
+    def small(self, image: np.ndarray) -> np.ndarray:
+        grey = shrink(to_grey(crop(image, self.roi)), SMALL)
+        return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.int16)
+
+    def differs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.abs(a - b) > self.settings.min_diff
+
+    def against_empty(self, small: np.ndarray) -> np.ndarray:
+        """Where the frame differs from the empty table, with a change of light over the table evened out."""
+        bg = self.bg_small
+        gain = (np.median(bg) + 1) / (np.median(small) + 1)  # the table is most of the picture
+        return self.differs(np.clip(small * gain, 0, 255), bg)
+
+    # -- one frame --------------------------------------------------------------------------------
+    def feed(self, frame) -> list[dict]:
+        small = self.small(frame.image)
+        moving = self.previous is not None and self.differs(small, self.previous).mean() > self.settings.moving
+        self.previous = small
+        if self.bg_small is None:  # learning the empty scene: the first LEARN_S seconds
+            if moving:
+                self.learning, self.learn_from = [], None
+                return []
+            self.learn_from = frame.t if self.learn_from is None else self.learn_from
+            self.learning.append(frame.image)
+            if frame.t - self.learn_from >= LEARN_S and len(self.learning) >= 3:
+                self.background = np.median(np.stack([to_grey(f) for f in self.learning]), axis=0).astype(np.uint8)
+                self.bg_small = self.small(self.background)
+                self.learning = None
+            return []
+        mask = self.against_empty(small)
+        occupied = mask.mean() > self.settings.occupied
+        if moving:
+            self.still_since, self.still = None, []
+            return []
+        self.still_since = frame.t if self.still_since is None else self.still_since
+        if not occupied:
+            events = self.end_item(frame.t) if self.item else []
+            self.follow_the_empty_table(frame.image)
+            return events
+        self.still.append((frame.t, frame.image))
+        if frame.t - self.still_since < self.settings.settle:
+            return []
+        if self.item is not None:
+            if not self.is_another(small, mask):
+                self.still = self.still[-1:]
+                return []
+            events = self.end_item(frame.t)
+        else:
+            events = []
+        return events + [self.place(frame, small, mask)]
+
+    def follow_the_empty_table(self, image: np.ndarray) -> None:
+        """Empty and still: the background follows changes of light (no inference runs).
+
+        The small copy every frame; the full-size picture the garment is cut out against every
+        FOLLOW_FULL-th frame (it costs a little more, and light changes slowly)."""
+        self.bg_small = (0.8 * self.bg_small + 0.2 * self.small(image)).astype(np.int16)
+        self.empty_frames += 1
+        if self.empty_frames % FOLLOW_FULL == 0:
+            grey = to_grey(image).astype(np.float32)
+            if self.background.shape == grey.shape:
+                self.background = (0.5 * self.background + 0.5 * grey).astype(np.uint8)
+        self.still = []
+
+    def is_another(self, small: np.ndarray, mask: np.ndarray) -> bool:
+        outline = mask | self.item.mask
+        return self.differs(small, self.item.look)[outline].mean() > self.settings.changed if outline.any() else False
+
+    # -- events -----------------------------------------------------------------------------------
+    def place(self, frame, small: np.ndarray, mask: np.ndarray) -> dict:
+        frames = self.still[:: max(1, len(self.still) // MAX_STILL_FRAMES)][:MAX_STILL_FRAMES]
+        scores = np.mean([self.model.scores(prepare(image, self.roi, self.background)) for _, image in frames], axis=0)
+        self.inferences += len(frames)
+        top = classify.top_classes(scores, self.top_k)
+        labels = self.model.labels
+        label = labels[top[0].id] if top[0].score >= self.threshold else UNKNOWN
+        number = self.items
+        self.items += 1
+        self.item = Item(number, f"{self.device}-{compact(frame.t)}-{number}", frame.t, label, small, mask)
+        self.tally[label] += 1
+        self.photo = max((image for _, image in frames), key=sharpness) if self.keep_photo else None
+        self.photo_input = prepare(self.photo, self.roi, self.background) if self.keep_photo else None
+        self.still = self.still[-1:]
+        return {"event": "placed", "id": self.item.id, "item": number, "device": self.device, "source": frame.source,
+                "time": iso(frame.t), "label": label, "confidence": round(top[0].score, 4),
+                "top": [[labels[c.id], round(c.score, 4)] for c in top], "frames": len(frames)}
+
+    def end_item(self, t: float) -> list[dict]:
+        item, self.item = self.item, None
+        return [{"event": "removed", "id": item.id, "item": item.number, "device": self.device, "time": iso(t),
+                 "dwell_s": round(t - item.placed_t, 3)}]
+
+    def finish(self, t: float | None) -> list[dict]:
+        """The source ended: an item still on the table is not removed (it is still there)."""
+        return []
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian: the sharpest still frame makes the best photo of an item."""
+    return float(cv2.Laplacian(to_grey(image), cv2.CV_32F).var())
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def compact(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"

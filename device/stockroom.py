@@ -1,0 +1,98 @@
+"""classify-cam --events: the stockroom loop, from frames to placed/removed records, item photos and MQTT."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from device.output import OutputError
+
+DRAIN_S = 10.0  # at the end of a file source: how long to wait for the broker to take the queue
+
+
+def item_photo(folder: Path, event: dict, photo, seen) -> None:
+    """DIR/<label>/<id>.jpg (full resolution) and <id>.input.png (what the model saw): the layout
+    fashion-train --photos reads, so a wrongly named photo is fixed by moving it to the right folder."""
+    import cv2
+    import numpy as np
+
+    label_dir = Path(folder) / event["label"].replace("/", "-").replace(" ", "-")
+    try:
+        label_dir.mkdir(parents=True, exist_ok=True)
+        bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR) if photo.ndim == 3 else photo
+        for path, image, ext in ((label_dir / f"{event['id']}.jpg", bgr, ".jpg"),
+                                 (label_dir / f"{event['id']}.input.png",
+                                  np.round(seen[..., 0] * 255).astype(np.uint8), ".png")):
+            ok, data = cv2.imencode(ext, image)
+            if not ok:
+                raise OSError("encoding failed")
+            with open(path, "wb") as f:
+                f.write(data.tobytes())
+    except OSError as exc:
+        raise OutputError(f"cannot write --save-items {label_dir}: {exc.strerror or exc}") from None
+
+
+def run(args, model, source, settings, stop, log, screen) -> int:
+    """One record per item; returns the exit code."""
+    from device import mqtt, sources
+    from device.events import Tracker
+
+    from device.events import EventSettings
+
+    tracker = Tracker(model, args.device_id, settings.threshold, settings.top_k, settings.roi, settings.background,
+                      EventSettings(settle=args.settle), keep_photo=bool(args.save_items))
+    publisher, tally_file = None, None
+    if args.mqtt:
+        queue = mqtt.Queue(args.queue)
+        tally_file = queue.folder / "tally.json"
+        tally = json.loads(tally_file.read_text()) if tally_file.is_file() else {}
+        tracker.tally.update(tally)
+        publisher = mqtt.Publisher(args.broker, args.device_id, queue, tally)
+        waiting = len(queue)
+        print(f"classify-cam: events to {args.broker} (queue {queue.folder}"
+              f"{f', {waiting} waiting from before' if waiting else ''})", file=sys.stderr)
+    frames, status, placed = 0, 0, Counter()
+    try:
+        for frame in source.frames():
+            if frame.image is None:
+                continue
+            frames += 1
+            for event in tracker.feed(frame):
+                if event["event"] == "placed":
+                    placed[event["label"]] += 1
+                    if args.save_items:
+                        item_photo(args.save_items, event, tracker.photo, tracker.photo_input)
+                if log:
+                    log.write(event)
+                if publisher:
+                    if tally_file:
+                        mqtt.write_whole(tally_file, json.dumps(dict(tracker.tally), sort_keys=True).encode())
+                    publisher.publish(event, dict(tracker.tally))
+                screen.line(describe(event))
+            if stop.stop or (args.max_frames and frames >= args.max_frames):
+                break
+    except sources.CameraLost as exc:
+        print(f"classify-cam: {exc}", file=sys.stderr)
+        status = 1
+    except OutputError as exc:
+        print(f"classify-cam: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        source.close()
+        if log:
+            log.close()
+        left = publisher.close(DRAIN_S if not source.live else 2.0) if publisher else 0
+        counts = ", ".join(f"{k} {n}" for k, n in placed.most_common()) or "-"
+        queued = f"; {left} events still queued for the broker" if publisher and left else \
+            ("; every event delivered to the broker" if publisher else "")
+        print(f"summary: {frames} frames, {sum(placed.values())} items placed ({counts}), "
+              f"{tracker.inferences} inferences{queued}", file=sys.stderr)
+    return status
+
+
+def describe(event: dict) -> str:
+    if event["event"] == "placed":
+        return f"[item {event['item']}] placed: {event['label']} {event['confidence']:.2f} ({event['frames']} frames)"
+    return f"[item {event['item']}] removed after {event['dwell_s']:.1f} s"
