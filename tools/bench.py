@@ -81,6 +81,22 @@ def full_pipeline(video: Path, model, settings) -> tuple[int, float, dict]:
     return stats.frames, elapsed, {k: v / max(stats.frames, 1) for k, v in stats.ms.items()}
 
 
+def events_pipeline(video: Path, model) -> tuple[int, float, int]:
+    """Stockroom mode (--events) over the same video: frames, seconds, inferences run."""
+    from device import sources
+    from device.events import Tracker
+
+    source = sources.VideoCapture(str(video), live=False)
+    tracker = Tracker(model, "bench", 0.5)
+    n, t = 0, time.perf_counter()
+    for frame in source.frames():
+        tracker.feed(frame)
+        n += 1
+    elapsed = time.perf_counter() - t
+    source.close()
+    return n, elapsed, tracker.inferences
+
+
 def still_photos(folder: Path | None) -> tuple[str, list]:
     """Decoded stills (RGB) to time: the photos under folder, or synthetic ones at two sizes."""
     from device import sources
@@ -121,6 +137,7 @@ def main(argv=None) -> int:
         video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames, args.codec)
         decode = min((decode_only(video) for _ in range(args.repeat)), key=lambda r: r[1])
         full = min((full_pipeline(video, model, Settings()) for _ in range(args.repeat)), key=lambda r: r[1])
+        events = min((events_pipeline(video, model) for _ in range(args.repeat)), key=lambda r: r[1])
     d_ms = 1000 * decode[1] / decode[0]
     f_ms = 1000 * full[1] / full[0]
     stages = full[2]
@@ -132,6 +149,9 @@ def main(argv=None) -> int:
           + "   (capture = decode + BGR->grey)")
     ratio = f_ms / d_ms
     print(f"pipeline / decode = {ratio:.2f}  (goal <= 2.00: {'met' if ratio <= 2 else 'NOT met'})")
+    e_ms = 1000 * events[1] / events[0]
+    print(f"--events      {e_ms:7.2f} ms/frame  {1000 / e_ms:7.1f} fps   ({events[2]} inferences)")
+    print(f"events / decode = {e_ms / d_ms:.2f}  (goal <= 1.50: {'met' if e_ms / d_ms <= 1.5 else 'NOT met'})")
     what, images = still_photos(args.photos)
     ms = np.array(min((time_stills(images) for _ in range(args.repeat)), key=sum))
     print(f"still photos ({what}): preprocessing mean {ms.mean():.1f} ms, 95th percentile "
