@@ -30,10 +30,12 @@ data:
 
 # What the tests use from Debian beside the data: the system's own Python with apt-built NumPy
 # modules (python3-scipy), for the Raspberry Pi install script's test; a real MQTT broker (mosquitto)
-# for stockroom mode. Skipped where apt-get is absent (those tests then skip, saying why).
-TEST_PACKAGES := python3-venv python3-scipy mosquitto mosquitto-clients
+# for stockroom mode; a real browser (chromium) for the web page. Skipped where apt-get is absent
+# (those tests then skip, saying why).
+TEST_PACKAGES := python3-venv python3-scipy mosquitto mosquitto-clients chromium
 test-packages:
-	@if { /usr/bin/python3 -s -c 'import scipy.ndimage' && command -v mosquitto_passwd; } >/dev/null 2>&1 || \
+	@if { /usr/bin/python3 -s -c 'import scipy.ndimage' && command -v mosquitto_passwd && command -v chromium; } \
+	  >/dev/null 2>&1 || \
 	  ! command -v apt-get >/dev/null 2>&1; then :; \
 	else SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  echo "installing test packages: $$SUDO apt-get install $(TEST_PACKAGES)"; \

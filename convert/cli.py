@@ -15,7 +15,7 @@ DEFAULT_CALIBRATION = 1000  # chosen by measurement: see README, "Calibration si
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from device.cli import OneLineParser
+    from device.args import OneLineParser
 
     p = OneLineParser(
         prog="fashion-convert",
@@ -176,7 +176,6 @@ def unknown_threshold(args, data) -> dict:
 
 def convert(model_path: Path, output: Path, data, size: int, seed: int) -> dict:
     """Write the int8 file (and labels.txt beside it); return what the calibration set was."""
-    import keras
     import numpy as np
 
     from convert.quantize import calibration_indices, convert_int8

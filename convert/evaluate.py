@@ -25,8 +25,6 @@ class Tolerances:
 
 def predict_keras(path: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
     """Class ids for x (N, 28, 28, 1) float, and single-image latency in ms."""
-    import keras
-
     from convert.quantize import load_keras
 
     model = load_keras(path)

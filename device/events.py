@@ -79,6 +79,7 @@ class Tracker:
         self.tally = Counter()
         self.inferences = 0
         self.empty_frames = 0
+        self.last_input = None
         if self.background is not None:
             self.background = to_grey(self.background)
 
@@ -154,7 +155,9 @@ class Tracker:
     # -- events -----------------------------------------------------------------------------------
     def place(self, frame, small: np.ndarray, mask: np.ndarray) -> dict:
         frames = self.still[:: max(1, len(self.still) // MAX_STILL_FRAMES)][:MAX_STILL_FRAMES]
-        scores = np.mean([self.model.scores(prepare(image, self.roi, self.background)) for _, image in frames], axis=0)
+        inputs = [prepare(image, self.roi, self.background) for _, image in frames]
+        scores = np.mean([self.model.scores(x) for x in inputs], axis=0)
+        self.last_input = inputs[-1]  # for the web page: what the model saw
         self.inferences += len(frames)
         top = classify.top_classes(scores, self.top_k)
         labels = self.model.labels

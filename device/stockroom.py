@@ -34,7 +34,7 @@ def item_photo(folder: Path, event: dict, photo, seen) -> None:
         raise OutputError(f"cannot write --save-items {label_dir}: {exc.strerror or exc}") from None
 
 
-def run(args, model, source, settings, stop, log, screen) -> int:
+def run(args, model, source, settings, stop, log, screen, live=None) -> int:
     """One record per item; returns the exit code."""
     from device import mqtt, sources
     from device.events import Tracker
@@ -59,7 +59,10 @@ def run(args, model, source, settings, stop, log, screen) -> int:
             if frame.image is None:
                 continue
             frames += 1
-            for event in tracker.feed(frame):
+            events = tracker.feed(frame)
+            if live:
+                live.update(frame.image, tracker.last_input, events=events, tally=tracker.tally)
+            for event in events:
                 if event["event"] == "placed":
                     placed[event["label"]] += 1
                     if args.save_items:

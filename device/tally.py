@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from device.cli import OneLineParser
+    from device.args import OneLineParser
 
     p = OneLineParser(prog="stockroom-tally", description=__doc__.split("\n\n")[0])
     p.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://[user[:password]@]host[:port]/PREFIX")

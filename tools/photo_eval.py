@@ -49,7 +49,7 @@ def _fractions(text: str) -> list[float]:
 def parse_args(argv=None) -> argparse.Namespace:
     import models
 
-    from device.cli import OneLineParser
+    from device.args import OneLineParser
 
     p = OneLineParser(
         prog="fashion-photo-eval",

@@ -156,6 +156,41 @@ for rt in $RUNTIMES; do
   case $doctor in *OK*) ;; *) status=1 ;; esac
   verdicts+=("$rt --doctor: ${doctor:-no arithmetic line};")
 done
+# --- deploy/install-pi.sh against apt's NumPy: the picamera2 case (issue: NumPy 2 breaks it) ---
+# Bookworm's python3-scipy stands in for apt's simplejpeg (both built for the system's NumPy 1.24),
+# and a stand-in picamera2 package imports it, as apt's python3-picamera2 imports simplejpeg.
+if [ ! -f "$ROOTFS/.apt-numpy" ]; then
+  say "installing python3-scipy (apt, NumPy 1.24) in the arm64 root (once)"
+  { in_root apt-get update -q && in_root apt-get install -y -q python3-scipy; } >"$WORK/apt.log" 2>&1 ||
+    { say "apt-get install python3-scipy failed in the root; see $WORK/apt.log"; exit 1; }
+  touch "$ROOTFS/.apt-numpy"
+fi
+STANDIN=$ROOTFS/usr/lib/python3/dist-packages/picamera2
+mkdir -p "$STANDIN"
+printf 'import scipy.ndimage  # built for the system NumPy, like simplejpeg
+class Picamera2:
+    @staticmethod
+    def global_camera_info():
+        return []
+' >"$STANDIN/__init__.py"
+# The documented mistake first: a plain pip install brings NumPy 2 in front of apt's NumPy.
+in_root /usr/bin/python3 -m venv --clear --system-site-packages /opt/venv-plain
+in_root /opt/venv-plain/bin/pip install -q "/opt/fashion-edge[device]" >"$WORK/pip-plain.log" 2>&1 ||
+  { say "pip install .[device] (plain) failed; see $WORK/pip-plain.log"; exit 1; }
+plain=$(in_root /opt/venv-plain/bin/classify-cam --source picamera 2>&1 >/dev/null; echo "exit $?")
+case $plain in *"built for NumPy 1.x"*"exit 2") plain_ok=1 ;; *) plain_ok=0; status=1 ;; esac
+# Then the one install command.
+installed=0
+if in_root sh /opt/fashion-edge/deploy/install-pi.sh /opt/venv-pi >"$WORK/install-pi.log" 2>&1 &&
+   in_root /opt/venv-pi/bin/python -c 'import picamera2, numpy; assert numpy.__version__.startswith("1.")' \
+     >>"$WORK/install-pi.log" 2>&1 &&
+   in_root /opt/venv-pi/bin/classify-cam --source /opt/frames --max-frames 3 --quiet >>"$WORK/install-pi.log" 2>&1; then
+  installed=1
+else
+  status=1
+fi
+verdicts+=("picamera2 stand-in: plain pip install -> $( [ $plain_ok = 1 ] && echo "exit 2 naming the NumPy mismatch" || echo "NOT the expected message: ${plain%%$'\n'*}");")
+verdicts+=("deploy/install-pi.sh: $( [ $installed = 1 ] && echo "apt's NumPy kept, the stand-in imports, classify-cam classifies" || echo "FAILED, see $WORK/install-pi.log")")
 guest=$(in_root /usr/bin/python3 -c 'import platform; print(platform.machine(), "Python", platform.python_version())')
 if [ $status = 0 ]; then word=PASS; else word=FAIL; fi
 echo "pi-check: $word, emulated $QEMU_CPU ($guest) against $(uname -m) here: ${verdicts[*]}"

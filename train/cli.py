@@ -13,7 +13,7 @@ from train.config import TrainConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from device.cli import OneLineParser
+    from device.args import OneLineParser
 
     p = OneLineParser(
         prog="fashion-train",

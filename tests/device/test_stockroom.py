@@ -6,7 +6,6 @@ make setup installs Debian's mosquitto; the broker tests skip, saying so, where 
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -87,6 +86,7 @@ def test_a_swap_without_an_empty_table_is_two_items(tmp_path, fmnist):
     steps[-1] = Step("empty", 1.5)  # ...here: the swap's second garment stays until the end, then the table is empty
     video = render(tmp_path / "v.avi", steps, (320, 240))
     r = cam("--source", video, "--events", "--output", tmp_path / "e.jsonl")
+    assert r.returncode == 0, r.stderr
     events = events_of(tmp_path / "e.jsonl")
     assert [e["event"] for e in events][:3] == ["placed", "removed", "placed"], events
     assert len([e for e in events if e["event"] == "placed"]) == 2
@@ -221,6 +221,13 @@ def wait_until(condition, timeout=20.0):
     return False
 
 
+def realtime_run(video, broker, device, queue, log, stderr):
+    """classify-cam --events --realtime on the video, publishing to the broker, started in the background."""
+    return subprocess.Popen([sys.executable, "-m", "device.cli", "--source", str(video), "--events", "--realtime",
+                             "--mqtt", broker.url(), "--device-id", device, "--queue", str(queue), "--output",
+                             str(log), "--quiet"], cwd=ROOT, stderr=stderr, text=True)
+
+
 @pytest.fixture
 def short_scene(tmp_path, fmnist):
     steps, truth = script(fmnist.test.images, fmnist.test.labels, 4, seconds=3.0)
@@ -256,10 +263,7 @@ def test_broker_restart_mid_run_loses_nothing(short_scene, tmp_path):
     broker = Broker(tmp_path)
     listener = Listener(broker)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "device.cli", "--source", str(video), "--events", "--realtime",
-                                 "--mqtt", broker.url(), "--device-id", "pi-b", "--queue", str(tmp_path / "q"),
-                                 "--output", str(tmp_path / "e.jsonl"), "--quiet"], cwd=ROOT,
-                                stderr=subprocess.PIPE, text=True)
+        proc = realtime_run(video, broker, "pi-b", tmp_path / "q", tmp_path / "e.jsonl", subprocess.PIPE)
         assert wait_until(lambda: len(listener.events()) >= 1, 30)
         broker.stop()  # the server goes down for a few seconds, in the middle of the run
         time.sleep(4)
@@ -269,9 +273,8 @@ def test_broker_restart_mid_run_loses_nothing(short_scene, tmp_path):
         sent = events_of(tmp_path / "e.jsonl")
         assert wait_until(lambda: {e["id"] + e["event"] for e in listener.events()} >=
                           {e["id"] + e["event"] for e in sent}, 30), err
-        got = [e for e in listener.events()]
         order = []  # in order: first arrivals follow the log's order
-        for e in got:
+        for e in listener.events():
             if (e["id"], e["event"]) not in order:
                 order.append((e["id"], e["event"]))
         assert order == [(e["id"], e["event"]) for e in sent]
@@ -286,9 +289,7 @@ def test_sigkill_while_the_broker_is_down_then_restart_delivers_the_queue(short_
     broker = Broker(tmp_path)
     broker.stop()  # down from the start: everything queues on disk
     queue = tmp_path / "q"
-    proc = subprocess.Popen([sys.executable, "-m", "device.cli", "--source", str(video), "--events", "--realtime",
-                             "--mqtt", broker.url(), "--device-id", "pi-c", "--queue", str(queue), "--output",
-                             str(tmp_path / "e.jsonl"), "--quiet"], cwd=ROOT, stderr=subprocess.DEVNULL)
+    proc = realtime_run(video, broker, "pi-c", queue, tmp_path / "e.jsonl", subprocess.DEVNULL)
     assert wait_until(lambda: len(list(queue.glob("*.json"))) >= 3, 60)
     proc.kill()  # a power cut
     proc.wait()

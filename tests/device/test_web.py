@@ -1,0 +1,234 @@
+"""classify-cam --serve: plain HTTP checks, and the page in a real headless Chromium (DevTools protocol).
+
+make setup installs Debian's chromium; the browser test skips, saying so, where it is absent.
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tools.stockroom_video import render, script
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, fmnist):
+    steps, _ = script(fmnist.test.images, fmnist.test.labels, 3, seconds=4.0)
+    return render(tmp_path_factory.mktemp("web") / "table.avi", steps, (320, 240))
+
+
+class Served:
+    """classify-cam --events --realtime --serve on a free port, with its page's URL and token."""
+
+    def __init__(self, video, *extra):
+        self.proc = subprocess.Popen([sys.executable, "-m", "device.cli", "--source", str(video), "--events",
+                                      "--realtime", "--serve", "127.0.0.1:0", "--quiet", *map(str, extra)],
+                                     cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            found = re.search(r"web page at (http://\S+/)#token=(\S+)", line)
+            if found:
+                self.url, self.token = found.groups()
+                return
+        raise AssertionError("classify-cam never said where its page is")
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path.lstrip("/"), timeout=10) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+
+    def post(self, path, body, token=None):
+        req = urllib.request.Request(self.url + path.lstrip("/"), data=json.dumps(body).encode(), method="POST",
+                                     headers={"X-Token": token if token is not None else self.token})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def wait_for_frame(self):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                return self.get("/frame.jpg")
+            except urllib.error.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError("no frame on the page")
+
+    def finish(self):
+        _, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, err
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def test_http_paths_tokens_and_settings(video, tmp_path):
+    config = tmp_path / "settings.json"
+    served = Served(video, "--config", config)
+    try:
+        status, kind, body = served.get("/")
+        assert status == 200 and kind.startswith("text/html") and b"classify-cam" in body
+        assert b"http" not in body  # nothing fetched from anywhere else: the Pi may be offline
+        status, kind, jpg = served.wait_for_frame()
+        assert kind == "image/jpeg" and jpg[:2] == b"\xff\xd8"
+        state = json.loads(served.get("/state.json")[2])
+        assert state["size"] == [320, 240] and state["facts"]["model"] == "fashion_int8.tflite"
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            served.get("/nope")
+        assert missing.value.code == 404
+        assert served.post("/api/roi", {"roi": [1, 2, 30, 40]}, token="") == 403
+        assert served.post("/api/roi", {"roi": [1, 2, 30, 40]}, token="wrong") == 403
+        assert served.post("/api/background", {}, token="wrong") == 403
+        assert not config.exists()  # nothing changed without the token
+        assert served.post("/api/nope", {}) == 404
+        assert served.post("/api/roi", {"roi": [1, 2, -3, 4]}) == 400
+        assert served.post("/api/roi", {"roi": [10, 20, 200, 150]}) == 200
+        assert json.loads(config.read_text())["roi"] == [10, 20, 200, 150]
+    finally:
+        served.kill()
+
+
+def test_a_slow_or_vanished_viewer_never_stalls_classification(video, tmp_path):
+    plain = subprocess.run([sys.executable, "-m", "device.cli", "--source", str(video), "--events", "--realtime",
+                            "--quiet", "--output", str(tmp_path / "plain.jsonl")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    served = Served(video, "--output", tmp_path / "served.jsonl")
+    served.wait_for_frame()
+    host, port = served.url.split("//")[1].strip("/").split(":")
+    stuck = []
+    for _ in range(5):  # viewers that ask for pictures and never read them, and one that vanishes
+        s = socket.create_connection((host, int(port)))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        s.sendall(b"GET /frame.jpg HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
+        stuck.append(s)
+    gone = socket.create_connection((host, int(port)))
+    gone.sendall(b"GET /frame.jpg HTTP/1.1\r\n")
+    gone.close()
+    code, err = served.finish()
+    for s in stuck:
+        s.close()
+    assert code == 0, err
+    strip = lambda p: [{k: v for k, v in e.items()} for e in map(json.loads, p.read_text().splitlines())]  # noqa: E731
+    assert strip(tmp_path / "served.jsonl") == strip(tmp_path / "plain.jsonl")  # the same events, on time
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (websocket-client)."""
+
+    def __init__(self, folder):
+        import websocket
+
+        port = free_port()
+        self.proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                                      "--disable-sync", f"--user-data-dir={folder}", f"--remote-debugging-port={port}",
+                                      "--window-size=1280,900", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline, pages = time.monotonic() + 30, []
+        while time.monotonic() < deadline and not pages:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=2) as r:
+                    pages = [p for p in json.loads(r.read()) if p.get("type") == "page"]
+            except OSError:
+                time.sleep(0.2)
+        assert pages, "chromium did not start"
+        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=20, suppress_origin=True)
+        self.next_id = 0
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == self.next_id:
+                assert "error" not in reply, reply
+                return reply.get("result", {})
+
+    def js(self, expression):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)[
+            "result"].get("value")
+
+    def wait(self, expression, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.js(expression):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"never true in the page: {expression}")
+
+    def mouse(self, kind, x, y):
+        self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", buttons=1 if kind != "mouseReleased"
+                  else 0, clickCount=1)
+
+    def close(self):
+        self.ws.close()
+        self.proc.kill()
+        self.proc.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (make setup installs it)")
+def test_page_in_a_real_browser_sets_region_and_background_that_a_restart_uses(video, tmp_path):
+    pytest.importorskip("websocket", reason="needs websocket-client (the dev extra)")
+    config = tmp_path / "settings.json"
+    served = Served(video, "--config", config)
+    browser = Browser(tempfile.mkdtemp(prefix="chromium-"))
+    try:
+        browser.call("Page.navigate", url=f"{served.url}#token={served.token}")
+        browser.wait("document.getElementById('live').naturalWidth > 0")
+        browser.wait("document.getElementById('label').textContent.length > 1 && "
+                     "document.getElementById('label').textContent !== '-'", timeout=40)
+        shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
+        (tmp_path / "page.png").write_bytes(shot)
+        if os.environ.get("WEB_SCREENSHOT"):  # tools/web_screenshot.sh keeps it for the docs
+            Path(os.environ["WEB_SCREENSHOT"]).write_bytes(shot)
+        assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20000
+        box = browser.js("(() => { const b = document.getElementById('live').getBoundingClientRect(); "
+                         "return [b.left, b.top, b.width, b.height]; })()")
+        left, top, width, height = box
+        x0, y0, x1, y1 = left + width * 0.25, top + height * 0.25, left + width * 0.75, top + height * 0.75
+        browser.mouse("mousePressed", x0, y0)
+        for k in range(1, 6):
+            browser.mouse("mouseMoved", x0 + (x1 - x0) * k / 5, y0 + (y1 - y0) * k / 5)
+        browser.mouse("mouseReleased", x1, y1)
+        browser.wait("document.getElementById('msg').textContent.startsWith('saved')")
+        browser.js("document.getElementById('msg').textContent = ''")
+        bg = browser.js("(() => { const b = document.getElementById('bg').getBoundingClientRect(); "
+                        "return [b.left + b.width / 2, b.top + b.height / 2]; })()")
+        browser.mouse("mousePressed", *bg)
+        browser.mouse("mouseReleased", *bg)
+        browser.wait("document.getElementById('msg').textContent.startsWith('saved')")
+    finally:
+        browser.close()
+        served.kill()
+    saved = json.loads(config.read_text())
+    x, y, w, h = saved["roi"]
+    assert abs(x - 80) <= 3 and abs(y - 60) <= 3 and abs(w - 160) <= 3 and abs(h - 120) <= 3, saved
+    assert Path(saved["background"]).is_file()
+    again = Served(video, "--config", config)  # a restart reads the settings
+    try:
+        state = json.loads(again.get("/state.json")[2])
+        assert state["roi"] == saved["roi"] and state["facts"]["background"] == saved["background"]
+    finally:
+        again.kill()
