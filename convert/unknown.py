@@ -28,7 +28,8 @@ COUNT = 2000  # realistic garments, and as many non-garments, made from the held
 
 def synthetic_sets(images: np.ndarray, labels: np.ndarray, count: int, seed: int):
     """(garments (n, 28, 28) uint8, their labels, non-garments (n, 28, 28) uint8) from held-out images."""
-    from train.realworld import outlier, realistic
+    from train.outliers import outlier
+    from train.realworld import realistic
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(labels), size=min(count, len(labels)), replace=False)

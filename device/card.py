@@ -45,9 +45,21 @@ def update(path: Path, resign: bool = True, **sections: dict) -> dict:
     if resign or "files" not in card:
         card["files"] = files(path.parent)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.write_text(dumps(card) + "\n")
     os.replace(tmp, path)
     return card
+
+
+def dumps(value, indent: int = 0, width: int = 110) -> str:
+    """JSON as a person reads it: nested with two spaces, but any list or object short enough on one line."""
+    flat = json.dumps(value)
+    if not isinstance(value, (dict, list)) or len(flat) + indent <= width:
+        return flat
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(value, list):
+        return "[\n" + ",\n".join(inner + dumps(v, indent + 2, width) for v in value) + "\n" + pad + "]"
+    return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {dumps(v, indent + 2, width)}" for k, v in value.items()) \
+        + "\n" + pad + "}"
 
 
 def files(folder: Path) -> dict:

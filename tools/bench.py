@@ -31,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     p.add_argument("--photos", type=Path, help="time still-photo preprocessing on the images under this folder "
                    "(default: 20 synthetic 640x480 and 20 synthetic 3264x2448 photos)")
+    p.add_argument("--serve", action="store_true", help="also time the pipeline with the web page served, with no "
+                   "viewer and with one viewer polling it as the page does")
     p.add_argument("--repeat", type=int, default=3, help="passes over the video; the fastest is kept (default 3)")
     return p.parse_args(argv)
 
@@ -66,7 +68,7 @@ def decode_only(video: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
-def full_pipeline(video: Path, model, settings) -> tuple[int, float, dict]:
+def full_pipeline(video: Path, model, settings, live=None) -> tuple[int, float, dict]:
     from device import sources
     from device.pipeline import Labeller, Stats
 
@@ -74,11 +76,44 @@ def full_pipeline(video: Path, model, settings) -> tuple[int, float, dict]:
     labeller, stats = Labeller(model, settings, live=True), Stats()
     t = time.perf_counter()
     for i, frame in enumerate(source.frames()):
-        record, _ = labeller(frame, i)
+        record, x = labeller(frame, i)
         stats.add(record)
+        if live is not None:  # what classify-cam --serve adds to each frame
+            live.update(frame.image, x, record)
     elapsed = time.perf_counter() - t
     source.close()
     return stats.frames, elapsed, {k: v / max(stats.frames, 1) for k, v in stats.ms.items()}
+
+
+def served_pipeline(video: Path, model, settings, viewers: int) -> float:
+    """ms a frame with --serve's page running: no viewer, or viewers polling it as the page does."""
+    import threading
+    import urllib.request
+
+    from device import web
+
+    live = web.Live({"bench": True})
+    server = web.Server("127.0.0.1:0", live, web.Settings(None))
+    done = threading.Event()
+
+    def viewer():  # the page: a picture every 300 ms, the state every 500 ms
+        n = 0
+        while not done.is_set():
+            for path in (["frame.jpg", "state.json"] if n % 2 == 0 else ["frame.jpg"]):
+                try:
+                    urllib.request.urlopen(server.url + path, timeout=5).read()
+                except OSError:
+                    pass
+            n += 1
+            done.wait(0.3)
+
+    threads = [threading.Thread(target=viewer, daemon=True) for _ in range(viewers)]
+    for t in threads:
+        t.start()
+    frames, elapsed, _ = full_pipeline(video, model, settings, live)
+    done.set()
+    server.close()
+    return 1000 * elapsed / frames
 
 
 def events_pipeline(video: Path, model) -> tuple[int, float, int]:
@@ -152,6 +187,14 @@ def main(argv=None) -> int:
     e_ms = 1000 * events[1] / events[0]
     print(f"--events      {e_ms:7.2f} ms/frame  {1000 / e_ms:7.1f} fps   ({events[2]} inferences)")
     print(f"events / decode = {e_ms / d_ms:.2f}  (goal <= 1.50: {'met' if e_ms / d_ms <= 1.5 else 'NOT met'})")
+    if args.serve:
+        with tempfile.TemporaryDirectory() as tmp:
+            video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames, args.codec)
+            base = min(1000 * r[1] / r[0] for r in (full_pipeline(video, model, Settings()) for _ in range(args.repeat)))
+            none = min(served_pipeline(video, model, Settings(), 0) for _ in range(args.repeat))
+            one = min(served_pipeline(video, model, Settings(), 1) for _ in range(args.repeat))
+        print(f"--serve, no viewer  {none:7.2f} ms/frame  (+{100 * (none / base - 1):.1f}% on {base:.2f}; goal <= 5%)")
+        print(f"--serve, one viewer {one:7.2f} ms/frame  (+{100 * (one / base - 1):.1f}%; goal <= 25%)")
     what, images = still_photos(args.photos)
     ms = np.array(min((time_stills(images) for _ in range(args.repeat)), key=sum))
     print(f"still photos ({what}): preprocessing mean {ms.mean():.1f} ms, 95th percentile "

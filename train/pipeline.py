@@ -13,7 +13,7 @@ from device import card
 from device.preprocess import prepare
 from device.spec import CLASS_NAMES
 from train import data as data_mod
-from train import realworld, reports
+from train import batches, reports
 from train.config import TrainConfig
 
 
@@ -292,7 +292,7 @@ def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, phot
 
     realistic = cfg.realistic if cfg.augment else 0.0
     if realistic or cfg.outliers or photos is not None:
-        return {"x": realworld.make_batches(images, labels, cfg.batch_size, realistic, cfg.outliers, cfg.seed,
+        return {"x": batches.make_batches(images, labels, cfg.batch_size, realistic, cfg.outliers, cfg.seed,
                                             photos=photos, photo_share=cfg.photo_share)}
     return {"x": prepare(images), "y": keras.utils.to_categorical(labels, len(CLASS_NAMES)),
             "batch_size": cfg.batch_size, "shuffle": True}

@@ -1,4 +1,4 @@
-"""Training pictures that look like what the device makes of real photos, and pictures of nothing.
+"""Training pictures that look like what the device makes of real photos.
 
 The device frames a photo the way the dataset was made (device/preprocess.py), but what comes
 out is never as clean as a Fashion-MNIST image: a strip of bed or floor left at an edge, ragged
@@ -8,11 +8,8 @@ flaws and frames it again with the device's own `fit_to_frame`, so the network l
 through them. It also poses them as real photos show them and product shots never do: shoes as a
 pair, side by side or drawn seen from above, and long-sleeved tops laid flat with the sleeves out.
 
-`outlier` makes pictures that are none of the ten classes, trained towards equal scores
-(outlier exposure) so the device can say "unknown": shorts (the top of a pair of trousers, or
-drawn laid flat), skirts (the bottom of a dress, or drawn), hats (side-on or from above),
-close-ups of fabric, clutter and empty frames. All come from the training images or are drawn
-here; no real photo is used.
+Pictures of things that are none of the ten classes (for "unknown") are train/outliers.py's;
+the batches that mix both in are train/batches.py's.
 
 Pictures are (28, 28) uint8, bright garment on black, as everywhere in the project.
 """
@@ -212,84 +209,6 @@ def _photographed(outline: np.ndarray, rng, source: np.ndarray | None = None) ->
     return realistic(fit_to_frame(trim(_fabric(outline, rng, source))), rng)
 
 
-def _dome(w, h, base, rng) -> np.ndarray:
-    """A crown's outline: the top half of a superellipse, round (2) to square-shouldered (3.5)."""
-    p = rng.uniform(2, 3.5)
-    a = np.linspace(0, np.pi, 32)
-    c, s = np.cos(a), np.sin(a)
-    return np.stack([32 + w * np.sign(c) * np.abs(c) ** (2 / p), base - h * np.abs(s) ** (2 / p)], 1)
-
-
-def _hat(rng) -> np.ndarray:
-    """(64, 64) outline of a hat as photographed: a cap from the side or the front, a beanie, a brimmed hat,
-    or a hat from above. Crowns are nearly as tall as wide (real caps and beanies are), seams a shade darker."""
-    canvas = np.zeros((64, 64), np.uint8)
-    kind = rng.choice(["brimmed", "cap side", "cap front", "beanie", "above"], p=[0.15, 0.2, 0.3, 0.25, 0.1])
-    if kind == "above":  # a round crown inside a brim, the crown's edge a darker ring
-        r = int(rng.uniform(18, 28))
-        cv2.ellipse(canvas, (32, 32), (r, int(r * rng.uniform(0.8, 1.0))), 0, 0, 360, 255, -1)
-        cv2.circle(canvas, (32, 32), int(r * rng.uniform(0.45, 0.7)), 150, int(rng.uniform(1, 3)))
-        return canvas
-    w = rng.uniform(12, 20)  # half the crown's width
-    h = w * {"brimmed": rng.uniform(0.7, 1.2), "beanie": rng.uniform(1.3, 2.0)}.get(kind, rng.uniform(0.9, 1.4))
-    base = int(32 + h / 2)
-    cv2.fillPoly(canvas, [np.round(_dome(w, h, base, rng)).astype(np.int32)], 255)
-    top = (32, int(base - h))
-    if kind != "beanie" and rng.random() < 0.7:  # panel seams from the button down to the band
-        for x in np.linspace(-0.6, 0.6, int(rng.integers(2, 5))) * w:
-            cv2.line(canvas, top, (int(32 + x), base), 150, 1)
-    if kind == "brimmed":  # a brim all round
-        cv2.ellipse(canvas, (32, base), (int(w * rng.uniform(1.3, 1.7)), int(rng.uniform(2, 6))), 0, 0, 360, 255, -1)
-    elif kind == "cap side":  # the visor sticks out to one side
-        side = 1 if rng.random() < 0.5 else -1
-        cv2.ellipse(canvas, (int(32 + side * w * 0.9), base), (int(w * 0.8), int(rng.uniform(3, 7))),
-                    side * rng.uniform(0, 15), 0, 360, 255, -1)
-    elif kind == "cap front":  # the visor faces the camera: a flat crescent under the crown, wider than it
-        cv2.ellipse(canvas, (32, base), (int(w * rng.uniform(1.0, 1.3)), int(h * rng.uniform(0.2, 0.45))),
-                    0, 0, 180, 255, -1)
-        cv2.line(canvas, (int(32 - w), base), (int(32 + w), base), 150, 1)
-    else:  # a beanie: a folded band at the bottom, maybe a pom-pom
-        band = int(h * rng.uniform(0.15, 0.35))
-        cv2.rectangle(canvas, (int(32 - w), base - band), (int(32 + w), base), 255, -1)
-        cv2.line(canvas, (int(32 - w), base - band), (int(32 + w), base - band), 150, 1)
-        if rng.random() < 0.4:
-            cv2.circle(canvas, top, int(w * rng.uniform(0.25, 0.4)), 255, -1)
-    return canvas
-
-
-def _shorts(rng) -> np.ndarray:
-    """(64, 64) outline of shorts laid flat: a waistband, two short legs flaring out, a notch between them."""
-    w = rng.uniform(26, 40)  # waist width on a 64-pixel canvas
-    h = w * rng.uniform(0.55, 1.0)  # shorts are about as long as they are wide, or shorter
-    flare, notch, hem = w * rng.uniform(0, 0.18), h * rng.uniform(0.15, 0.5), w * rng.uniform(0.03, 0.15)
-    x0, y0 = 32 - w / 2, 32 - h / 2
-    points = [(x0, y0), (x0 + w, y0), (x0 + w + flare, y0 + h), (32 + hem, y0 + h), (32, y0 + h - notch),
-              (32 - hem, y0 + h), (x0 - flare, y0 + h)]
-    canvas = np.zeros((64, 64), np.uint8)
-    cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 255)
-    band = canvas[int(y0): int(y0) + int(rng.uniform(1, 4))]  # the waistband, a shade darker
-    band[band > 0] = 150
-    return canvas
-
-
-def _skirt(rng) -> np.ndarray:
-    """(64, 64) outline of a skirt laid flat: narrow at the waist, wide at the hem, straight, wavy or pleated."""
-    top = rng.uniform(16, 30)
-    bottom = top * rng.uniform(1.1, 2.0)
-    h = bottom * rng.uniform(0.5, 1.2)
-    y0, n = 32 - h / 2, 24
-    xs = np.linspace(-bottom / 2, bottom / 2, n)
-    wave = rng.uniform(0, 3) * np.sin(xs * rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else np.zeros_like(xs)
-    hem = np.stack([32 + xs[::-1], y0 + h + wave[::-1]], 1)
-    points = np.vstack([[(32 - top / 2, y0), (32 + top / 2, y0)], hem])
-    canvas = np.zeros((64, 64), np.uint8)
-    cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 255)
-    if rng.random() < 0.4:  # pleats: darker lines fanning out from the waist
-        for t in np.linspace(-0.4, 0.4, int(rng.integers(3, 7))):
-            cv2.line(canvas, (int(32 + t * top), int(y0)), (int(32 + t * bottom), int(y0 + h)), 150, 1)
-    return canvas
-
-
 def _shoe_outline(length: float, width: float, rng) -> np.ndarray:
     """A right shoe seen from above, toe up, centred on (0, 0): its outline as (n, 2) x, y points."""
     t = np.linspace(0, 1, 40)  # heel (0) to toe (1)
@@ -345,96 +264,3 @@ def _shoes_above(rng, label: int) -> np.ndarray:
         np.copyto(canvas, body, where=body > 0)
     turns = rng.choice(4, p=[0.45, 0.08, 0.4, 0.07])  # toes up, sideways, down
     return np.ascontiguousarray(np.rot90(canvas, turns))
-
-
-DATASET_FABRIC = 0.7  # share of drawn outliers cut from a dataset garment's fabric (see _fabric)
-DRAWN = {"drawn shorts": _shorts, "drawn skirt": _skirt, "hat": _hat}  # outliers drawn here, by kind
-
-
-def outlier(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A (28, 28) uint8 picture that is none of the ten classes (the model should not be sure of it)."""
-    kind = rng.choice(["shorts", "skirt", "drawn shorts", "drawn skirt", "hat", "close-up", "clutter", "empty"],
-                      p=[.12, .12, .13, .13, .2, .1, .1, .1])
-    if kind in DRAWN:
-        source = images[rng.integers(len(images))] if rng.random() < DATASET_FABRIC else None
-        return _photographed(DRAWN[kind](rng), rng, source)
-    if kind in ("shorts", "skirt"):
-        pool = np.flatnonzero(labels == (TROUSER if kind == "shorts" else DRESS))
-        obj = trim(images[rng.choice(pool)])
-        h = obj.shape[0]
-        if kind == "shorts":  # the top of a pair of trousers: waist and short legs
-            obj = obj[: max(2, int(h * rng.uniform(0.3, 0.55)))]
-        else:  # the bottom of a dress: a skirt
-            obj = obj[int(h * rng.uniform(0.4, 0.65)):]
-        obj = trim(obj)
-        return realistic(fit_to_frame(obj), rng) if obj.size else np.zeros((28, 28), np.uint8)
-    if kind == "close-up":  # a patch of fabric filling the frame
-        obj = trim(images[rng.integers(len(images))])
-        h, w = obj.shape
-        if min(h, w) < 6:
-            return np.zeros((28, 28), np.uint8)
-        ch, cw = int(h * rng.uniform(0.25, 0.45)), int(w * rng.uniform(0.25, 0.45))
-        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-        patch = obj[y: y + ch, x: x + cw]
-        return fit_to_frame(np.maximum(patch, 1))
-    if kind == "clutter":  # a bedspread or floor pattern, or scattered blobs
-        value = rng.uniform(60, 255) * (0.4 + 0.6 * pattern((28, 28), rng))
-        if rng.random() < 0.5:
-            blobs = cv2.GaussianBlur(rng.random((28, 28)).astype(np.float32), (0, 0), 2) > 0.55
-            value = np.where(blobs, value, 0)
-        return value.astype(np.uint8)
-    out = np.zeros((28, 28), np.uint8)  # empty: black, or a little noise
-    if rng.random() < 0.5:
-        out = np.clip(rng.normal(0, rng.uniform(2, 20), (28, 28)), 0, 255).astype(np.uint8)
-    return out
-
-
-def make_batches(images, labels, batch_size: int, realistic_share: float, outlier_share: float, seed: int,
-                 photos=None, photo_share: float = 0.0):
-    """A keras PyDataset over (uint8 images, int labels): shuffled each epoch, a share of each batch made
-    realistic and a share replaced by outliers with equal targets. Same seed, same batches.
-
-    photos: (pictures (N, V, 28, 28) uint8, targets (N, 10), sampling probabilities (N,)) from
-    train/photos.py; photo_share of each batch's places then go to real photos, one of each drawn
-    photo's V variants at random. Without photos the batches are exactly what they were before."""
-    import keras
-
-    from device.preprocess import prepare
-
-    n_classes = len(CLASS_NAMES)
-    if photos is not None:
-        photo_pictures, photo_targets, photo_p = photos
-
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.order = np.random.default_rng([seed, 0]).permutation(len(labels))
-
-        def __len__(self):
-            return int(np.ceil(len(labels) / batch_size))
-
-        def __getitem__(self, index):
-            rng = np.random.default_rng([seed, self.epoch, index])
-            idx = self.order[index * batch_size: (index + 1) * batch_size]
-            x = images[idx].copy()
-            y = np.eye(n_classes, dtype=np.float32)[labels[idx]]
-            for i in range(len(idx)):
-                draw = rng.random()
-                if photos is not None and draw < photo_share:
-                    j = rng.choice(len(photo_targets), p=photo_p)
-                    x[i], y[i] = photo_pictures[j, rng.integers(photo_pictures.shape[1])], photo_targets[j]
-                    continue
-                draw = (draw - photo_share) / (1 - photo_share) if photos is not None else draw
-                if draw < outlier_share:
-                    x[i] = outlier(images, labels, rng)
-                    y[i] = 1 / n_classes
-                elif draw < outlier_share + realistic_share:
-                    x[i] = realistic(x[i], rng, int(labels[idx[i]]))
-            return prepare(x), y  # the same scaling as every other path into the model
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(labels))
-
-    return Batches()

@@ -32,14 +32,16 @@ FINE_TUNE = ["--epochs", "6", "--learning-rate", "2e-4", "--warmup-epochs", "0",
              "--realistic", "0.3", "--outliers", "0.3", "--photo-share", "0.15"]
 
 
-def stages(photos: Path, work: Path) -> list[tuple[str, list[str]]]:
-    """(name, argv) of each stage, in order; paths relative to the repository where they are inside it."""
+def stages(photos: Path, work: Path, start: Path | None = None) -> list[tuple[str, list[str]]]:
+    """(name, argv) of each stage, in order; paths relative to the repository where they are inside it.
+
+    start: a trained edge or edge-wide model to fine-tune instead of stage 1's (--start-from)."""
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731  (the card must not depend on where the clone is)
     photo_args = ["--photos", rel(photos), "--photo-map", rel(PHOTO_MAP)]
     base, tuned = work / "base", work / "photos"
-    return [
-        ("base", ["fashion-train", "--run-dir", rel(base), "--quiet"]),
-        ("photos", ["fashion-train", "--model", "edge-wide", "--init", rel(base / "model.keras"), *photo_args,
+    plan = [] if start else [("base", ["fashion-train", "--run-dir", rel(base), "--quiet"])]
+    return plan + [
+        ("photos", ["fashion-train", "--model", "edge-wide", "--init", rel(start or base / "model.keras"), *photo_args,
                     *FINE_TUNE, "--run-dir", rel(tuned), "--ship", "--quiet"]),
         ("convert", ["fashion-convert", *photo_args, "--report", rel(work / "convert-report.json")]),
     ]
@@ -52,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="run folders and logs (default build/model)")
     p.add_argument("--from-stage", choices=["base", "photos", "convert"], default="base",
                    help="start at this stage, reusing the earlier stages' run folders in --work (default base)")
+    p.add_argument("--start-from", type=Path, metavar="MODEL.keras",
+                   help="skip stage 1 and fine-tune this trained model instead (e.g. a float model from the "
+                   "repository's history, for a machine where stage 1 takes hours)")
     p.add_argument("--dry-run", action="store_true", help="print the stages' commands and stop")
     return p.parse_args(argv)
 
@@ -62,9 +67,12 @@ def main(argv=None) -> int:
         print(f"make model: the real training photos are not at {args.photos}: put the collection's training split "
               "there (../shared/real-photos-train beside the checkout), or give --photos DIR", file=sys.stderr)
         return 2
-    plan = stages(args.photos, args.work)
+    if args.start_from and not args.start_from.is_file():
+        print(f"make model: --start-from {args.start_from}: no such model", file=sys.stderr)
+        return 2
+    plan = stages(args.photos, args.work, args.start_from)
     names = [name for name, _ in plan]
-    plan = plan[names.index(args.from_stage):]
+    plan = plan[names.index(args.from_stage):] if args.from_stage in names else plan
     for name, cmd in plan:
         print(f"[{name}] {shlex.join(cmd)}")
     if args.dry_run:
@@ -84,19 +92,23 @@ def main(argv=None) -> int:
             print(f"make model: stage {name} failed; the end of its log:\n" + "".join(log.read_text().splitlines(True)[-15:]),
                   file=sys.stderr)
             return code
-    record(stages(args.photos, args.work))
+    record(stages(args.photos, args.work, args.start_from), args)
     print(f"make model: models/ rebuilt in {(time.time() - started) / 60:.1f} min")
     return 0
 
 
-def record(plan) -> None:
+def record(plan, args) -> None:
     """The card's `recipe` section: this command and every stage's (no times: the card must rebuild byte for byte)."""
     import models
     from device import card
 
-    card.update(models.CARD, resign=False, recipe={
-        "command": "make model", "rebuild": "python -m train.rebuild (train/rebuild.py), from a clean clone with "
-        "../shared/real-photos-train beside it", "stages": [{"stage": n, "command": shlex.join(c)} for n, c in plan]})
+    command = "make model" if not args.start_from else \
+        f"python -m train.rebuild --start-from {os.path.relpath(args.start_from, ROOT)}"
+    section = {"command": command, "rebuild": "train/rebuild.py, from a clean clone with ../shared/real-photos-train "
+               "beside it", "stages": [{"stage": n, "command": shlex.join(c)} for n, c in plan]}
+    if args.start_from:
+        section["started_from"] = {"file": os.path.relpath(args.start_from, ROOT), "sha256": card.sha256(args.start_from)}
+    card.update(models.CARD, resign=False, recipe=section)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ def test_a_slow_or_vanished_viewer_never_stalls_classification(video, tmp_path):
     plain = subprocess.run([sys.executable, "-m", "device.cli", "--source", str(video), "--events", "--realtime",
                             "--quiet", "--output", str(tmp_path / "plain.jsonl")], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
     served = Served(video, "--output", tmp_path / "served.jsonl")
     served.wait_for_frame()
     host, port = served.url.split("//")[1].strip("/").split(":")

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from train import realworld
+from train import batches, outliers, realworld
 
 
 def test_realistic_flaws_keep_the_dataset_framing(fmnist):
@@ -22,7 +22,7 @@ def test_realistic_flaws_keep_the_dataset_framing(fmnist):
 def test_outliers_are_pictures_of_no_class(fmnist):
     images, labels = fmnist.train.images[:2000], fmnist.train.labels[:2000]
     rng = np.random.default_rng(1)
-    out = np.stack([realworld.outlier(images, labels, rng) for _ in range(300)])
+    out = np.stack([outliers.outlier(images, labels, rng) for _ in range(300)])
     assert out.shape == (300, 28, 28) and out.dtype == np.uint8
     empty = (out.max(axis=(1, 2)) == 0).mean()
     assert 0.01 < empty < 0.2  # some empty frames, mostly things
@@ -40,17 +40,17 @@ def test_trim_of_a_black_picture_is_empty():
 def test_batches_mix_outliers_with_equal_targets(fmnist):
     pytest.importorskip("tensorflow", reason="needs the train extra")
     images, labels = fmnist.train.images[:1024], fmnist.train.labels[:1024]
-    batches = realworld.make_batches(images, labels, 256, realistic_share=0.5, outlier_share=0.25, seed=3)
-    assert len(batches) == 4
-    x, y = batches[0]
+    made = batches.make_batches(images, labels, 256, realistic_share=0.5, outlier_share=0.25, seed=3)
+    assert len(made) == 4
+    x, y = made[0]
     assert x.shape == (256, 28, 28, 1) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     uniform = np.all(np.isclose(y, 0.1), axis=1)
     assert 0.15 < uniform.mean() < 0.35
     assert np.all(y[~uniform].max(axis=1) == 1)  # the rest keep their one-hot labels
-    x2, y2 = batches[0]
+    x2, y2 = made[0]
     np.testing.assert_array_equal(x, x2)  # the same batch of the same epoch, the same pictures
-    batches.on_epoch_end()
-    assert not np.array_equal(batches[0][0], x)  # a new epoch, a new shuffle and new flaws
+    made.on_epoch_end()
+    assert not np.array_equal(made[0][0], x)  # a new epoch, a new shuffle and new flaws
 
 
 def test_a_shoe_becomes_a_pair_side_by_side():
@@ -75,11 +75,11 @@ def test_a_shoe_pair_from_above_stands_toes_up_side_by_side():
 def test_drawn_outliers_have_their_garments_outline():
     rng = np.random.default_rng(2)
     for _ in range(20):
-        shorts = realworld.trim(realworld._shorts(rng))
+        shorts = realworld.trim(outliers._shorts(rng))
         h, w = shorts.shape
         assert 0.4 * w < h <= 1.1 * w  # about as long as wide, or shorter
         assert shorts[-1, w // 2 - 1: w // 2 + 2].min() == 0  # the notch between the legs
-        skirt = realworld.trim(realworld._skirt(rng))
+        skirt = realworld.trim(outliers._skirt(rng))
         h = len(skirt)
         assert (skirt[h // 2] > 0).sum() > (skirt[h // 8] > 0).sum()  # widening from the waist to the hem
 
@@ -87,7 +87,7 @@ def test_drawn_outliers_have_their_garments_outline():
 def test_drawn_hats_are_nearly_as_tall_as_wide():
     # Real caps and beanies fill a square frame; flat half-discs taught the model nothing about them.
     rng = np.random.default_rng(2)
-    aspects = [np.divide(*realworld.trim(realworld._hat(rng)).shape) for _ in range(40)]
+    aspects = [np.divide(*realworld.trim(outliers._hat(rng)).shape) for _ in range(40)]
     assert min(aspects) > 0.25 and np.median(aspects) > 0.6 and max(aspects) > 0.9
 
 
