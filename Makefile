@@ -52,13 +52,15 @@ test: setup
 	$(MAKE) --no-print-directory test-lean
 
 # The device as a Pi gets it: plain (non-editable) installs of each device extra, no TensorFlow,
-# running the device tests, and the shipped model found from another working directory.
+# running the device tests, and the shipped model found from another working directory. The
+# stockroom and web-page suites (minutes each, the same code on the same libraries) run once, in .venv.
+LEAN_TESTS := tests/device --ignore=tests/device/test_stockroom.py --ignore=tests/device/test_web.py
 test-lean: .venv-device/.installed
-	EXPECT_RUNTIME=ai-edge-litert .venv-device/bin/python -m pytest -q tests/device
+	EXPECT_RUNTIME=ai-edge-litert .venv-device/bin/python -m pytest -q $(LEAN_TESTS)
 	cd /tmp && $(CURDIR)/.venv-device/bin/classify-cam --doctor
 	@if $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] > (3, 11))'; then \
 	  $(MAKE) --no-print-directory .venv-tflite/.installed && \
-	  EXPECT_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q tests/device && \
+	  EXPECT_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q $(LEAN_TESTS) && \
 	  (cd /tmp && $(CURDIR)/.venv-tflite/bin/classify-cam --doctor); \
 	else echo "tflite-runtime has no wheels for this Python (> 3.11): its lean check is skipped"; fi
 

@@ -237,3 +237,48 @@ def score(photos: list[Photo], scores: np.ndarray, threshold: float = 0.0) -> di
     mean = lambda xs: round(float(np.mean(xs)), 4) if len(xs) else None  # noqa: E731
     return {"strict": mean(strict), "unknown_in_catalogue": mean(conf[inside] < threshold),
             "unknown_out_of_catalogue": mean(conf[outside] < threshold), "folders": rows}
+
+
+class PhotoSet:
+    """The real photos of a run: pictures and targets to train on, and the held-out ones to measure."""
+
+    def __init__(self, cfg, photos: list, pictures: np.ndarray, readable: np.ndarray):
+        self.photos = [p for p, ok in zip(photos, readable) if ok]
+        pictures = pictures[readable]
+        train = np.array([not p.held_out for p in self.photos])
+        self.train_photos = [p for p in self.photos if not p.held_out]
+        self.held = [p for p in self.photos if p.held_out]
+        self.held_pictures = pictures[~train][:, 0]  # variant 0: the photo as it is
+        self.training = (pictures[train], targets(self.train_photos), sampling_weights(self.train_photos,
+                                                                                       cfg.photo_balance))
+        self.manifest = manifest(self.photos)
+        self.cfg = cfg
+
+    def report(self, model, run_dir: Path) -> dict:
+        """Held-out photos' scores per folder (float model, no threshold), written to photos.json."""
+        from device.preprocess import prepare
+        from train import reports
+
+        scores = model.predict(prepare(self.held_pictures), batch_size=512, verbose=0) if self.held else np.zeros((0, 10))
+        result = {"folders": [str(d) for d in self.cfg.photos], "map": self.cfg.photo_map, "manifest": self.manifest,
+                  "photos": len(self.photos), "trained_on": len(self.train_photos), "held_out": len(self.held),
+                  "held_out_scores": score(self.held, scores) if self.held else None,
+                  "held_out_files": sorted(f"{p.kind}/{p.path.name}" for p in self.held)}
+        reports.write_json(result, run_dir / "photos.json")
+        if self.held:
+            s = result["held_out_scores"]
+            inside = {p.kind for p in self.held if p.classes}
+            print(f"held-out real photos ({len(self.held)}): strict {100 * s['strict']:.1f}% (top class, no threshold); "
+                  + "  ".join(f"{k} {100 * v['right']:.0f}%" for k, v in s["folders"].items() if k in inside),
+                  flush=True)
+        return {k: v for k, v in result.items() if k != "held_out_files"}
+
+
+def load(cfg) -> PhotoSet | None:
+    """cfg.photos (a TrainConfig's) scanned, segmented and split; None without photos."""
+    if not cfg.photos:
+        return None
+    photos = scan(cfg.photos, cfg.photo_map, cfg.photo_holdout)
+    print(f"photos: {len(photos)} in {len({(p.path.parent.parent, p.kind) for p in photos})} folders, "
+          f"{sum(p.held_out for p in photos)} held out; segmenting (cached in {cfg.photo_cache})", flush=True)
+    return PhotoSet(cfg, photos, *prepared(photos, cfg.photo_variants, cfg.photo_cache))

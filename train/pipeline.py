@@ -138,6 +138,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     import tensorflow as tf
 
     from train import models as models_mod
+    from train import photos as photos_mod
     from train.models import build
 
     keras.utils.set_random_seed(cfg.seed)
@@ -161,7 +162,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
           flush=True)
 
     # Real photos (optional): segmented once by the device's still-photo path, a share held out.
-    photo_set = load_photos(cfg)
+    photo_set = photos_mod.load(cfg)
     # Model: the shipped network is `model`; augmentation wraps it only for training.
     train_data = training_data(cfg, x_tr, y_tr, photo_set.training if photo_set else None)
     steps = int(np.ceil(len(y_tr) / cfg.batch_size))
@@ -205,53 +206,6 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
     print(f"test accuracy {metrics['accuracy']:.4f}  ({metrics['params']} parameters, "
           f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)\nwrote {run_dir}", flush=True)
     return metrics
-
-
-class PhotoSet:
-    """The real photos of a run: pictures and targets to train on, and the held-out ones to measure."""
-
-    def __init__(self, cfg: TrainConfig, photos: list, pictures: np.ndarray, readable: np.ndarray):
-        from train import photos as photos_mod
-
-        self.photos = [p for p, ok in zip(photos, readable) if ok]
-        pictures = pictures[readable]
-        train = np.array([not p.held_out for p in self.photos])
-        self.train_photos = [p for p in self.photos if not p.held_out]
-        self.held = [p for p in self.photos if p.held_out]
-        self.held_pictures = pictures[~train][:, 0]  # variant 0: the photo as it is
-        self.training = (pictures[train], photos_mod.targets(self.train_photos),
-                         photos_mod.sampling_weights(self.train_photos, cfg.photo_balance))
-        self.manifest = photos_mod.manifest(self.photos)
-        self.cfg = cfg
-
-    def report(self, model, run_dir: Path) -> dict:
-        """Held-out photos' scores per folder (float model, no threshold), written to photos.json."""
-        from train import photos as photos_mod
-
-        scores = model.predict(prepare(self.held_pictures), batch_size=512, verbose=0) if self.held else np.zeros((0, 10))
-        result = {"folders": [str(d) for d in self.cfg.photos], "map": self.cfg.photo_map, "manifest": self.manifest,
-                  "photos": len(self.photos), "trained_on": len(self.train_photos), "held_out": len(self.held),
-                  "held_out_scores": photos_mod.score(self.held, scores) if self.held else None,
-                  "held_out_files": sorted(f"{p.kind}/{p.path.name}" for p in self.held)}
-        reports.write_json(result, run_dir / "photos.json")
-        if self.held:
-            s = result["held_out_scores"]
-            inside = {p.kind for p in self.held if p.classes}
-            print(f"held-out real photos ({len(self.held)}): strict {100 * s['strict']:.1f}% (top class, no threshold); "
-                  + "  ".join(f"{k} {100 * v['right']:.0f}%" for k, v in s["folders"].items() if k in inside),
-                  flush=True)
-        return {k: v for k, v in result.items() if k != "held_out_files"}
-
-
-def load_photos(cfg: TrainConfig) -> PhotoSet | None:
-    if not cfg.photos:
-        return None
-    from train import photos as photos_mod
-
-    photos = photos_mod.scan(cfg.photos, cfg.photo_map, cfg.photo_holdout)
-    print(f"photos: {len(photos)} in {len({(p.path.parent.parent, p.kind) for p in photos})} folders, "
-          f"{sum(p.held_out for p in photos)} held out; segmenting (cached in {cfg.photo_cache})", flush=True)
-    return PhotoSet(cfg, photos, *photos_mod.prepared(photos, cfg.photo_variants, cfg.photo_cache))
 
 
 class InitMismatch(ValueError):

@@ -1,0 +1,46 @@
+"""make model's recipe (train/rebuild.py): its stages, and what the card records. The rebuild itself is not
+part of make test (an hour or more); these check the plan and the card's writing."""
+
+import json
+
+from device import card
+from train import rebuild
+
+
+def test_the_plan_from_scratch_and_from_a_start(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert rebuild.main(["--photos", str(photos), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("]")[0] for line in lines] == ["[base", "[photos", "[convert"]
+    assert "--init build/model/base/model.keras" in lines[1] and "--ship" in lines[1]
+    assert "--photos" in lines[2] and "fashion-convert" in lines[2]
+    start = tmp_path / "start.keras"
+    start.write_bytes(b"x")
+    assert rebuild.main(["--photos", str(photos), "--start-from", str(start), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("]")[0] for line in lines] == ["[photos", "[convert"]
+
+
+def test_missing_photos_or_start_is_exit_2(tmp_path, capsys):
+    assert rebuild.main(["--photos", str(tmp_path / "none"), "--dry-run"]) == 2
+    assert "real training photos are not at" in capsys.readouterr().err
+    assert rebuild.main(["--photos", str(tmp_path), "--start-from", str(tmp_path / "none.keras")]) == 2
+
+
+def test_card_json_is_compact_and_round_trips():
+    value = {"files": {"a.tflite": {"sha256": "0" * 64, "bytes": 5}}, "raw": [[-1, 2, 3]] * 8,
+             "nested": {"classes": {f"c{i}": {"precision": 0.9, "recall": 0.8} for i in range(10)}}}
+    text = card.dumps(value)
+    assert json.loads(text) == value
+    assert len(text.splitlines()) < 30 and all(len(line) <= 120 for line in text.splitlines())
+
+
+def test_shipped_card_is_short_and_holds_what_the_device_reads():
+    import models
+
+    text = models.CARD.read_text()
+    c = json.loads(text)
+    assert len(text.splitlines()) <= 200
+    assert {"files", "unknown", "reference_outputs", "conversion", "training"} <= set(c)
+    assert 0 < c["unknown"]["threshold"] < 1 and len(c["reference_outputs"]["raw"]) == 8
