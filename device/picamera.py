@@ -77,7 +77,7 @@ def explain_picamera_error(exc: BaseException) -> str:
     numpy_abi = ("numpy.dtype size changed", "compiled using NumPy 1.x", "compiled against", "_ARRAY_API",
                  "numpy.core.multiarray failed to import", "numpy._core")
     if any(marker in text for marker in numpy_abi):
-        built = "NumPy 1.x" if numpy.__version__.split(".")[0] >= "2" else "another NumPy"
+        built = "NumPy 1.x" if int(numpy.__version__.split(".")[0]) >= 2 else "another NumPy"
         return (f"picamera2 from apt was built for {built}, this environment has NumPy {numpy.__version__}: "
                 "reinstall with deploy/install-pi.sh")
     return (f"picamera2 is installed but cannot be imported ({type(exc).__name__}: {text[:160]}): "
