@@ -88,11 +88,15 @@ def read_config(path: Path) -> dict:
         raise ConfigError(f"--config {path}: {exc}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a JSON object")
-    roi = values.get("roi")
-    if roi is not None and not (isinstance(roi, list) and len(roi) == 4 and all(isinstance(v, int) for v in roi)
-                                and roi[2] > 0 and roi[3] > 0):
+    if values.get("roi") is not None and not valid_roi(values["roi"]):
         raise ConfigError(f"--config {path}: roi must be [x, y, width, height] in whole pixels")
     return values
+
+
+def valid_roi(roi) -> bool:
+    """[x, y, width, height]: four whole numbers, width and height positive."""
+    return (isinstance(roi, list) and len(roi) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in roi)
+            and roi[2] > 0 and roi[3] > 0)
 
 
 def jpeg(image: np.ndarray, roi=None) -> bytes:
@@ -187,8 +191,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(400, b"not JSON", "text/plain")
         if path == "/api/roi":
             roi = body.get("roi") if isinstance(body, dict) else None
-            if not (isinstance(roi, list) and len(roi) == 4 and all(isinstance(v, int) for v in roi)
-                    and roi[2] > 0 and roi[3] > 0):
+            if not valid_roi(roi):
                 return self.send(400, b"roi must be [x, y, width, height] in whole pixels", "text/plain")
             s.settings.set(roi=roi)
             s.live.roi = roi
