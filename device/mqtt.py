@@ -200,5 +200,5 @@ def default_queue(device: str) -> Path:
     """$STATE_DIRECTORY under systemd (StateDirectory=), else ~/.local/state/classify-cam/<device>/."""
     state = os.environ.get("STATE_DIRECTORY")
     if state:
-        return Path(state.split(":")[0]) / "queue"
+        return Path(state.split(":")[0])
     return Path.home() / ".local" / "state" / "classify-cam" / device

@@ -361,3 +361,13 @@ def test_events_cost_no_more_than_a_frame_of_work(scene):
         frames += 1
         tracker.feed(frame)
     assert 0 < counting.calls <= 8 * len(truth) < frames / 5  # only settled items are classified
+
+
+def test_default_queue_follows_systemd_then_home(monkeypatch, tmp_path):
+    from device import mqtt
+
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    assert mqtt.default_queue("pi-1") == tmp_path / "state"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert mqtt.default_queue("pi-1") == tmp_path / ".local" / "state" / "classify-cam" / "pi-1"
