@@ -88,8 +88,12 @@ def setup(args):
 
         try:
             args.broker = mqtt.parse_url(args.mqtt)
+            import paho.mqtt.client  # noqa: F401  (in the device extras; say so if an older install lacks it)
         except mqtt.MqttUrlError as exc:
             raise UsageError(str(exc)) from None
+        except ImportError:
+            raise UsageError("--mqtt needs paho-mqtt: pip install 'paho-mqtt>=2' (or reinstall the device extra)") \
+                from None
         args.queue = args.queue or mqtt.default_queue(args.device_id)
     try:
         source = sources.open_source(args.source, args.camera_timeout, colour=bool(args.save_items),
