@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from device import classify
+from device.pipeline import iso
 from device.preprocess import crop, prepare, shrink, to_grey
 from device.spec import UNKNOWN
 
@@ -80,6 +81,7 @@ class Tracker:
         self.inferences = 0
         self.empty_frames = 0
         self.last_input = None
+        self.photo = self.photo_input = None  # with keep_photo: the last placed item's (for --save-items)
         if self.background is not None:
             self.background = to_grey(self.background)
 
@@ -166,8 +168,9 @@ class Tracker:
         self.items += 1
         self.item = Item(number, f"{self.device}-{compact(frame.t)}-{number}", frame.t, label, small, mask)
         self.tally[label] += 1
-        self.photo = max((image for _, image in frames), key=sharpness) if self.keep_photo else None
-        self.photo_input = prepare(self.photo, self.roi, self.background) if self.keep_photo else None
+        if self.keep_photo:  # the sharpest still frame, and the input already made from it
+            best = max(range(len(frames)), key=lambda i: sharpness(frames[i][1]))
+            self.photo, self.photo_input = frames[best][1], inputs[best]
         self.still = self.still[-1:]
         return {"event": "placed", "id": self.item.id, "item": number, "device": self.device, "source": frame.source,
                 "time": iso(frame.t), "label": label, "confidence": round(top[0].score, 4),
@@ -178,18 +181,9 @@ class Tracker:
         return [{"event": "removed", "id": item.id, "item": item.number, "device": self.device, "time": iso(t),
                  "dwell_s": round(t - item.placed_t, 3)}]
 
-    def finish(self, t: float | None) -> list[dict]:
-        """The source ended: an item still on the table is not removed (it is still there)."""
-        return []
-
-
 def sharpness(image: np.ndarray) -> float:
     """Variance of the Laplacian: the sharpest still frame makes the best photo of an item."""
     return float(cv2.Laplacian(to_grey(image), cv2.CV_32F).var())
-
-
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def compact(t: float) -> str:

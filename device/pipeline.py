@@ -104,8 +104,13 @@ class Stats:
                 f"{self.frames / elapsed if elapsed else 0:.1f} fps; mean ms: {mean}; labels: {counts}")
 
 
+def iso(t: float) -> str:
+    """Seconds since 1970 -> ISO 8601 UTC with milliseconds, as every record's "time"."""
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(time.time())
 
 
 class Labeller:
