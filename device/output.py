@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from device.spec import picture
+
 
 class OutputError(OSError):
     """A write that failed (a full disk, a vanished USB stick); the message says what and where."""
@@ -73,26 +75,36 @@ def dump_name(index: int, source: str, label: str) -> str:
     return f"{index:06d}_{stem}_{label.replace('/', '-').replace(' ', '_')}.png"
 
 
-def dump_input(folder: Path, index: int, source: str, label: str, x: np.ndarray) -> None:
-    """Write the 28x28 model input as a PNG; OutputError if it cannot be written.
+def write_picture(path: Path, image: np.ndarray) -> None:
+    """Encode a grey, RGB (turned to BGR here) picture by the path's suffix and write it; OSError on failure.
 
-    Encoded in memory and written by Python, so any file name the file system takes works (a
-    name that is not UTF-8, from a FAT USB stick, crashed cv2.imwrite).
+    Encoded in memory and written by Python, so any file name the file system takes works (a name
+    that is not UTF-8, from a FAT USB stick, crashed cv2.imwrite); nothing partial is left behind.
     """
     import cv2
 
-    ok, png = cv2.imencode(".png", np.round(x[..., 0] * 255).astype(np.uint8))
-    path = Path(folder) / dump_name(index, source, label)
+    path = Path(path)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[2] == 3 else image
+    ok, data = cv2.imencode(path.suffix, bgr)
     try:
         if not ok:
-            raise OSError("PNG encoding failed")
+            raise OSError(f"{path.suffix} encoding failed")
         with open(path, "wb") as f:
-            f.write(png.tobytes())
-    except OSError as exc:
+            f.write(data.tobytes())
+    except OSError:
         try:
-            path.unlink(missing_ok=True)  # no empty or partial PNG left behind
+            path.unlink(missing_ok=True)  # no empty or partial picture left behind
         except OSError:
             pass
+        raise
+
+
+def dump_input(folder: Path, index: int, source: str, label: str, x: np.ndarray) -> None:
+    """Write the 28x28 model input as a PNG; OutputError if it cannot be written."""
+    path = Path(folder) / dump_name(index, source, label)
+    try:
+        write_picture(path, picture(x))
+    except OSError as exc:
         raise OutputError(f"cannot write --dump-input {path}: {exc.strerror or exc}") from None
 
 
@@ -135,15 +147,13 @@ class Viewer:
         if not self.on or image is None:
             return
         import cv2
-        import numpy as np
 
         try:
             bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
             text = f"{record.get('label', 'error')} {record.get('confidence', 0):.2f}"
             cv2.putText(bgr, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 255, 0), 2)
             if x is not None:  # what the model saw, enlarged, in the corner
-                seen = cv2.resize(np.round(x[..., 0] * 255).astype(np.uint8), (112, 112),
-                                  interpolation=cv2.INTER_NEAREST)
+                seen = cv2.resize(picture(x), (112, 112), interpolation=cv2.INTER_NEAREST)
                 bgr[-112:, -112:] = cv2.cvtColor(seen, cv2.COLOR_GRAY2BGR)[: bgr.shape[0], : bgr.shape[1]]
             cv2.imshow("classify-cam", bgr)
             cv2.waitKey(1)

@@ -42,3 +42,16 @@ def scale(images: np.ndarray) -> np.ndarray:
     if images.shape[-3:] != INPUT_SHAPE:
         raise ValueError(f"expected images of shape (..., 28, 28[, 1]), got {images.shape}")
     return images.astype(np.float32) / PIXEL_SCALE
+
+
+def picture(x: np.ndarray) -> np.ndarray:
+    """A model input (28, 28, 1) float in [0, 1] -> the (28, 28) uint8 picture it is (scale's inverse)."""
+    return np.round(np.asarray(x)[..., 0] * PIXEL_SCALE).astype(np.uint8)
+
+
+def folder_name(label: str) -> str:
+    """The folder a label's photos live in: 'T-shirt/top' -> 'T-shirt-top', 'Ankle boot' -> 'Ankle-boot'.
+
+    classify-cam --save-items writes these folders and fashion-train --photos reads them.
+    """
+    return label.replace("/", "-").replace(" ", "-")

@@ -7,7 +7,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from device.output import OutputError
+from device.output import OutputError, write_picture
+from device.spec import folder_name, picture
 
 DRAIN_S = 10.0  # at the end of a file source: how long to wait for the broker to take the queue
 
@@ -15,21 +16,11 @@ DRAIN_S = 10.0  # at the end of a file source: how long to wait for the broker t
 def item_photo(folder: Path, event: dict, photo, seen) -> None:
     """DIR/<label>/<id>.jpg (full resolution) and <id>.input.png (what the model saw): the layout
     fashion-train --photos reads, so a wrongly named photo is fixed by moving it to the right folder."""
-    import cv2
-    import numpy as np
-
-    label_dir = Path(folder) / event["label"].replace("/", "-").replace(" ", "-")
+    label_dir = Path(folder) / folder_name(event["label"])
     try:
         label_dir.mkdir(parents=True, exist_ok=True)
-        bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR) if photo.ndim == 3 else photo
-        for path, image, ext in ((label_dir / f"{event['id']}.jpg", bgr, ".jpg"),
-                                 (label_dir / f"{event['id']}.input.png",
-                                  np.round(seen[..., 0] * 255).astype(np.uint8), ".png")):
-            ok, data = cv2.imencode(ext, image)
-            if not ok:
-                raise OSError("encoding failed")
-            with open(path, "wb") as f:
-                f.write(data.tobytes())
+        write_picture(label_dir / f"{event['id']}.jpg", photo)
+        write_picture(label_dir / f"{event['id']}.input.png", picture(seen))
     except OSError as exc:
         raise OutputError(f"cannot write --save-items {label_dir}: {exc.strerror or exc}") from None
 
@@ -37,9 +28,7 @@ def item_photo(folder: Path, event: dict, photo, seen) -> None:
 def run(args, model, source, settings, stop, log, screen, live=None) -> int:
     """One record per item; returns the exit code."""
     from device import mqtt, sources
-    from device.events import Tracker
-
-    from device.events import EventSettings
+    from device.events import EventSettings, Tracker
 
     tracker = Tracker(model, args.device_id, settings.threshold, settings.top_k, settings.roi, settings.background,
                       EventSettings(settle=args.settle), keep_photo=bool(args.save_items))

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device.output import write_picture
+from device.spec import picture
+
 VIEW_WIDTH = 480  # pixels: the live picture is downscaled to this for the page
 
 
@@ -115,7 +118,7 @@ def jpeg(image: np.ndarray, roi=None) -> bytes:
 def png_input(seen: np.ndarray) -> bytes:
     import cv2
 
-    big = cv2.resize(np.round(seen[..., 0] * 255).astype(np.uint8), (168, 168), interpolation=cv2.INTER_NEAREST)
+    big = cv2.resize(picture(seen), (168, 168), interpolation=cv2.INTER_NEAREST)
     return cv2.imencode(".png", big)[1].tobytes()
 
 
@@ -199,13 +202,9 @@ class Handler(BaseHTTPRequestHandler):
         frame = s.live.frame
         if frame is None:
             return self.send(503, b"no frame yet", "text/plain")
-        import cv2
-
         target = (s.settings.path.parent if s.settings.path else Path(".")) / "background.png"
-        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if frame.ndim == 3 else frame
-        ok, data = cv2.imencode(".png", bgr)
         try:
-            target.write_bytes(data.tobytes())
+            write_picture(target, frame)
         except OSError as exc:
             return self.send(500, f"cannot write {target}: {exc}".encode(), "text/plain")
         s.settings.set(background=str(target.resolve()))

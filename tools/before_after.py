@@ -46,7 +46,9 @@ def labeller(model_path: Path, segment: str, threshold: float | None):
 
 
 def tile(x: np.ndarray, caption: str) -> np.ndarray:
-    seen = cv2.resize(np.round(x[..., 0] * 255).astype(np.uint8), (TILE, TILE), interpolation=cv2.INTER_NEAREST)
+    from device.spec import picture
+
+    seen = cv2.resize(picture(x), (TILE, TILE), interpolation=cv2.INTER_NEAREST)
     out = np.vstack([seen, np.zeros((22, TILE), np.uint8)])
     cv2.putText(out, caption, (2, TILE + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.36, 255, 1)
     return out

@@ -167,6 +167,8 @@ def contact_sheet(rows, path: Path, count: int) -> None:
     """The most confident mistakes: the photo, and beside it the 28x28 the model was given."""
     import cv2
 
+    from device.spec import picture
+
     wrong = [r for r in rows if r["label"] != "unknown" and r["label"] not in FOLDERS[r["kind"]][0]]
     wrong.sort(key=lambda r: -r["confidence"])
     tiles = []
@@ -175,7 +177,7 @@ def contact_sheet(rows, path: Path, count: int) -> None:
         h, w = img.shape
         photo = cv2.resize(img, (round(140 * w / h), 140))[:, :140]
         photo = np.pad(photo, ((0, 0), (0, 140 - photo.shape[1])))
-        seen = cv2.resize(np.round(r["input"][..., 0] * 255).astype(np.uint8), (140, 140),
+        seen = cv2.resize(picture(r["input"]), (140, 140),
                           interpolation=cv2.INTER_NEAREST)
         tile = np.vstack([np.hstack([photo, seen]), np.zeros((36, 280), np.uint8)])
         cv2.putText(tile, f"{r['kind']} -> {r['label']}", (4, 156), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1)

@@ -29,18 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from device.spec import CLASS_NAMES, UNKNOWN
+from device.spec import CLASS_NAMES, UNKNOWN, folder_name
 
 VARIANT_VERSION = 1  # bump when variant() changes: the cache key includes it
 
 
 class PhotoError(ValueError):
     """A photo folder or mapping that cannot be used; the message says which and why."""
-
-
-def folder_name(label: str) -> str:
-    """The folder name a label gets on disk: 'T-shirt/top' -> 'T-shirt-top', 'Ankle boot' -> 'Ankle-boot'."""
-    return label.replace("/", "-").replace(" ", "-")
 
 
 def _key(name: str) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from device.spec import folder_name
 from tools.stockroom_video import Step, Table, render, script
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
@@ -110,7 +111,7 @@ def test_save_items_writes_the_photo_layout_fashion_train_reads(scene, tmp_path)
     assert r.returncode == 0
     placed = [e for e in events_of(tmp_path / "e.jsonl") if e["event"] == "placed"]
     for e in placed:
-        folder = tmp_path / "items" / e["label"].replace("/", "-").replace(" ", "-")
+        folder = tmp_path / "items" / folder_name(e["label"])
         photo = cv2.imread(str(folder / f"{e['id']}.jpg"))
         assert photo is not None and photo.shape[:2] == (240, 320)  # full resolution
         assert cv2.imread(str(folder / f"{e['id']}.input.png"), 0).shape == (28, 28)
