@@ -84,7 +84,7 @@ def make_interpreter(model_path: Path, threads: int | None = None, runtime: Runt
     if kernels == "reference":
         options["experimental_op_resolver_type"] = _resolver_types(runtime).BUILTIN_REF
     try:
-        with _quiet_stderr():  # the runtime's C++ "INFO: Created ... delegate" chatter
+        with quiet_stderr():  # the runtime's C++ "INFO: Created ... delegate" chatter
             interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=threads, **options)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError, TypeError, OverflowError) as exc:
@@ -99,13 +99,19 @@ def _resolver_types(runtime: Runtime):
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 for a moment; what matters comes back as the exception's message."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+def quiet_stderr():
+    """Silence file descriptor 2 for a moment: C libraries that print for themselves (the runtime's
+    "INFO: Created ... delegate", libpng's warnings); what matters comes back as an exception."""
     try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr at all: nothing to silence
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
         yield
     finally:
         os.dup2(saved, 2)

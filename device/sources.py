@@ -8,11 +8,9 @@ the edge, so nothing downstream ever sees BGR.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import logging
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from device.runtime import quiet_stderr
 
 log = logging.getLogger("classify-cam")
 
@@ -103,25 +103,6 @@ def cv_message(exc: Exception) -> str:
     if " error: " in text:
         text = text.split(" error: ", 1)[1]
     return text.strip()
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence file descriptor 2 for a moment (C libraries that print for themselves)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no stderr at all: nothing to silence
-        yield
-        return
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        os.close(null)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class ImageFiles(Source):
