@@ -93,6 +93,18 @@ class Queue:
         write_whole(path, json.dumps(event).encode())
         return path
 
+    def tally(self) -> dict:
+        """The counts per label kept beside the queue (tally.json), so a restart goes on counting."""
+        path = self.folder / "tally.json"
+        try:
+            tally = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            return {}
+        return tally if isinstance(tally, dict) else {}
+
+    def keep_tally(self, tally: dict) -> None:
+        write_whole(self.folder / "tally.json", json.dumps(tally, sort_keys=True).encode())
+
     def oldest(self) -> Path | None:
         files = sorted(p for p in self.folder.glob("*.json") if p.stem.isdigit())
         return files[0] if files else None
@@ -155,9 +167,10 @@ class Publisher:
         self.connected.clear()
 
     def publish(self, event: dict, tally: dict) -> None:
-        """Queue the event (on disk before anything else) and let the sender take it."""
+        """Queue the event and the tally (on disk before anything else) and let the sender take it."""
         self.queue.put(event)
         self.tally = dict(tally)
+        self.queue.keep_tally(self.tally)
         if self.connected.is_set():
             self.client.publish(f"{self.topic}/tally", json.dumps(self.tally, sort_keys=True), qos=1, retain=True)
         self.wake.set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -32,13 +31,11 @@ def run(args, model, source, settings, stop, log, screen, live=None) -> int:
 
     tracker = Tracker(model, args.device_id, settings.threshold, settings.top_k, settings.roi, settings.background,
                       EventSettings(settle=args.settle), keep_photo=bool(args.save_items))
-    publisher, tally_file = None, None
+    publisher = None
     if args.mqtt:
         queue = mqtt.Queue(args.queue)
-        tally_file = queue.folder / "tally.json"
-        tally = json.loads(tally_file.read_text()) if tally_file.is_file() else {}
-        tracker.tally.update(tally)
-        publisher = mqtt.Publisher(args.broker, args.device_id, queue, tally)
+        tracker.tally.update(queue.tally())
+        publisher = mqtt.Publisher(args.broker, args.device_id, queue, tracker.tally)
         waiting = len(queue)
         print(f"classify-cam: events to {args.broker} (queue {queue.folder}"
               f"{f', {waiting} waiting from before' if waiting else ''})", file=sys.stderr)
@@ -59,9 +56,7 @@ def run(args, model, source, settings, stop, log, screen, live=None) -> int:
                 if log:
                     log.write(event)
                 if publisher:
-                    if tally_file:
-                        mqtt.write_whole(tally_file, json.dumps(dict(tracker.tally), sort_keys=True).encode())
-                    publisher.publish(event, dict(tracker.tally))
+                    publisher.publish(event, tracker.tally)
                 screen.line(describe(event))
             if stop.stop or (args.max_frames and frames >= args.max_frames):
                 break
