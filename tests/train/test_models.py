@@ -48,3 +48,19 @@ def test_widen_keeps_an_edge_models_scores():
     np.testing.assert_allclose(exact.predict(x, verbose=0), want, atol=1e-5)
     parted = models.widen(start, models.build("edge-wide")).predict(x, verbose=0)  # copies a little apart
     assert 0 < np.abs(parted - want).max() < 0.02
+
+
+def test_saving_the_same_model_twice_gives_the_same_bytes(tmp_path):
+    """make model's byte-for-byte promise starts here: Keras writes the save time into the .keras file."""
+    import time
+
+    from train.models import build_edge, save
+
+    model = build_edge()
+    save(model, tmp_path / "a.keras")
+    time.sleep(1.1)  # a later second: Keras' own save would differ now
+    save(model, tmp_path / "b.keras")
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    import keras
+
+    assert keras.models.load_model(tmp_path / "b.keras").count_params() == model.count_params()
