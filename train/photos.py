@@ -153,42 +153,77 @@ def cache_tag() -> str:
                           + f"variants v{VARIANT_VERSION}".encode()).hexdigest()[:16]
 
 
-def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=print) -> tuple[np.ndarray, np.ndarray]:
-    """(pictures (N, variants, 28, 28) uint8, readable (N,) bool): each photo through the device's
-    still-photo prepare, cached. An unreadable photo is reported, and left out by the caller.
-    """
+def segment(path: Path, digest: str, variants: int):
+    """(variants, 28, 28) uint8: one photo through the device's still-photo prepare, as it is and varied;
+    or the reason it cannot be read (str). Seeded by the photo's content, so any process gives the same."""
     from device.preprocess import frame_photo
     from device.sources import read_image
 
+    try:
+        image = read_image(path)
+        rng = np.random.default_rng(int.from_bytes(bytes.fromhex(digest[:8]), "big"))
+        return np.stack([frame_photo(image if v == 0 else variant(image, rng), segment="grabcut")
+                         for v in range(variants)])
+    except (ValueError, OSError) as exc:
+        return str(exc)
+
+
+def workers() -> int:
+    """Processes for segmenting: every core this process may use (GrabCut runs on one)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=print) -> tuple[np.ndarray, np.ndarray]:
+    """(pictures (N, variants, 28, 28) uint8, readable (N,) bool): each photo through the device's
+    still-photo prepare, cached. An unreadable photo is reported, and left out by the caller.
+
+    Photos not in the cache are segmented in `workers()` processes (spawned: the caller may have
+    TensorFlow's threads running, which a fork would copy half-made); the pictures do not depend on
+    how many.
+    """
     cache = Path(cache_dir) / cache_tag()
     cache.mkdir(parents=True, exist_ok=True)
     out = np.zeros((len(photos), variants, 28, 28), np.uint8)
     readable = np.ones(len(photos), bool)
-    made = 0
+    todo = []  # (index, digest, cache file) of the photos to segment
     for i, p in enumerate(photos):
         digest = file_sha256(p.path)
         cached = cache / f"{digest}-{variants}.npy"
         if cached.is_file():
             out[i] = np.load(cached)
-            continue
-        try:
-            image = read_image(p.path)
-            rng = np.random.default_rng(int.from_bytes(bytes.fromhex(digest[:8]), "big"))
-            pictures = [frame_photo(image if v == 0 else variant(image, rng), segment="grabcut")
-                        for v in range(variants)]
-        except (ValueError, OSError) as exc:
-            log(f"  skipped {p.path}: {exc}")
-            readable[i] = False
-            continue
-        out[i] = np.stack(pictures)
-        tmp = cached.with_suffix(".tmp.npy")
-        np.save(tmp, out[i])
-        tmp.replace(cached)
-        made += 1
-        if made % 250 == 0:
-            log(f"  segmented {made} photos ({i + 1}/{len(photos)})", flush=True)
-    if made:
-        log(f"  segmented {made} photos, {len(photos) - made} from the cache {cache}", flush=True)
+        else:
+            todo.append((i, digest, cached))
+    if not todo:
+        return out, readable
+    jobs = [(photos[i].path, digest, variants) for i, digest, _ in todo]
+    n = min(workers(), len(todo))
+    log(f"  segmenting {len(todo)} photos in {n} process{'es' if n > 1 else ''}", flush=True)
+    if n > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(segment, *zip(*jobs), chunksize=8)
+    else:
+        pool, results = None, (segment(*job) for job in jobs)
+    try:
+        for made, ((i, _, cached), result) in enumerate(zip(todo, results), 1):
+            if isinstance(result, str):
+                log(f"  skipped {photos[i].path}: {result}")
+                readable[i] = False
+                continue
+            out[i] = result
+            tmp = cached.with_suffix(".tmp.npy")
+            np.save(tmp, result)
+            tmp.replace(cached)
+            if made % 250 == 0:
+                log(f"  segmented {made}/{len(todo)} photos", flush=True)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    log(f"  segmented {len(todo)} photos, {len(photos) - len(todo)} from the cache {cache}", flush=True)
     return out, readable
 
 

@@ -98,6 +98,18 @@ def test_prepared_pictures_are_cached_by_content(photo_dir, mapping, tmp_path):
     assert np.array_equal(first, again)
 
 
+def test_segmenting_in_several_processes_gives_the_same_pictures(photo_dir, mapping, tmp_path, monkeypatch):
+    found = photos.scan([photo_dir], mapping, holdout=0.0)
+    monkeypatch.setattr(photos, "workers", lambda: 2)
+    lines = []
+    parallel, readable = photos.prepared(found, 2, tmp_path / "two", log=lambda *a, **k: lines.append(a[0]))
+    assert any("in 2 processes" in line for line in lines)
+    monkeypatch.setattr(photos, "workers", lambda: 1)
+    serial, readable_too = photos.prepared(found, 2, tmp_path / "one", log=lambda *a, **k: None)
+    assert np.array_equal(parallel, serial) and np.array_equal(readable, readable_too)
+    assert not readable.all()  # broken.jpg is reported from a worker too, not raised
+
+
 def test_targets_and_sampling():
     found = [photos.Photo(None, "a", (1,), False), photos.Photo(None, "b", (5, 7, 9), False),
              photos.Photo(None, "c", (), False), photos.Photo(None, "c", (), False)]
