@@ -197,7 +197,7 @@ def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=prin
             todo.append((i, digest, cached))
     if not todo:
         return out, readable
-    jobs = [(photos[i].path, digest, variants) for i, digest, _ in todo]
+    paths, digests = [photos[i].path for i, _, _ in todo], [digest for _, digest, _ in todo]
     n = min(workers(), len(todo))
     log(f"  segmenting {len(todo)} photos in {n} process{'es' if n > 1 else ''}", flush=True)
     if n > 1:
@@ -205,14 +205,16 @@ def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=prin
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(segment, *zip(*jobs), chunksize=8)
+        results = pool.map(segment, paths, digests, [variants] * len(todo), chunksize=8)
     else:
-        pool, results = None, (segment(*job) for job in jobs)
+        pool, results = None, map(segment, paths, digests, [variants] * len(todo))
+    skipped = 0
     try:
         for made, ((i, _, cached), result) in enumerate(zip(todo, results), 1):
             if isinstance(result, str):
                 log(f"  skipped {photos[i].path}: {result}")
                 readable[i] = False
+                skipped += 1
                 continue
             out[i] = result
             tmp = cached.with_suffix(".tmp.npy")
@@ -223,7 +225,8 @@ def prepared(photos: list[Photo], variants: int, cache_dir: str | Path, log=prin
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
-    log(f"  segmented {len(todo)} photos, {len(photos) - len(todo)} from the cache {cache}", flush=True)
+    log(f"  segmented {len(todo) - skipped} photos ({skipped} unreadable), {len(photos) - len(todo)} from the cache "
+        f"{cache}", flush=True)
     return out, readable
 
 
