@@ -7,25 +7,22 @@ from device import card
 from train import rebuild
 
 
-def test_the_plan_from_scratch_and_from_a_start(tmp_path, capsys):
+def test_the_plan_is_one_training_from_scratch_then_convert(tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     assert rebuild.main(["--photos", str(photos), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("]")[0] for line in lines] == ["[base", "[photos", "[convert"]
-    assert "--init build/model/base/model.keras" in lines[1] and "--ship" in lines[1]
-    assert "--photos" in lines[2] and "fashion-convert" in lines[2]
-    start = tmp_path / "start.keras"
-    start.write_bytes(b"x")
-    assert rebuild.main(["--photos", str(photos), "--start-from", str(start), "--dry-run"]) == 0
+    assert [line.split("]")[0] for line in lines] == ["[train", "[convert"]
+    assert "--init" not in lines[0] and "--ship" in lines[0] and "--photos" in lines[0]
+    assert "--photos" in lines[1] and "fashion-convert" in lines[1]
+    assert rebuild.main(["--photos", str(photos), "--from-stage", "convert", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("]")[0] for line in lines] == ["[photos", "[convert"]
+    assert [line.split("]")[0] for line in lines] == ["[convert"]
 
 
-def test_missing_photos_or_start_is_exit_2(tmp_path, capsys):
+def test_missing_photos_is_exit_2(tmp_path, capsys):
     assert rebuild.main(["--photos", str(tmp_path / "none"), "--dry-run"]) == 2
     assert "real training photos are not at" in capsys.readouterr().err
-    assert rebuild.main(["--photos", str(tmp_path), "--start-from", str(tmp_path / "none.keras")]) == 2
 
 
 def test_card_json_is_compact_and_round_trips():
