@@ -34,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--calibration-study", metavar="SIZES",
                    help="comma-separated sizes, e.g. 50,200,1000,5000: convert with each and print how accuracy "
                    "moves; writes no model")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the scores of each image and its mirror image inside the int8 file: steadier, and "
+                   "twice the time per image (default: off; with --check-only, as the model card says)")
     p.add_argument("--tolerance", type=float, default=0.3, help="most overall accuracy drop, points (default 0.3)")
     p.add_argument("--class-tolerance", type=float, default=1.0,
                    help="most accuracy drop of any one class, points (default 1.0)")
@@ -107,15 +110,20 @@ def _main(args) -> int:
         test_x, test_y = test_x[: args.test_limit], test_y[: args.test_limit]
     tol = evaluate.Tolerances(args.tolerance, args.class_tolerance, args.min_agreement)
 
+    from convert.quantize import converted_mirrored
+
+    # Mirror averaging is part of what an int8 file computes: a check scores the float model as its card says.
+    mirror = args.mirror if args.mirror is not None else (args.check_only and converted_mirrored(args.output))
     if args.calibration_study:
-        return calibration_study(args, data, test_x, test_y, tol)
+        return calibration_study(args, data, test_x, test_y, tol, mirror)
     calibration = None
     if not args.check_only:
-        print(f"converting {args.model} with {args.calibration_size} calibration images ...", flush=True)
-        calibration = convert(args.model, args.output, data, args.calibration_size, args.calibration_seed)
+        print(f"converting {args.model}{' with mirror averaging' if mirror else ''} with {args.calibration_size} "
+              "calibration images ...", flush=True)
+        calibration = convert(args.model, args.output, data, args.calibration_size, args.calibration_seed, mirror)
 
     print(f"evaluating both files on {len(test_y)} test images ...", flush=True)
-    report = evaluate.compare(args.model, args.output, test_x, test_y, tol)
+    report = evaluate.compare(args.model, args.output, test_x, test_y, tol, mirror)
     print(evaluate.format_table(report))
     report["unknown"] = unknown_threshold(args, data)
     args.report.parent.mkdir(parents=True, exist_ok=True)
@@ -174,16 +182,19 @@ def unknown_threshold(args, data) -> dict:
     return u
 
 
-def convert(model_path: Path, output: Path, data, size: int, seed: int) -> dict:
-    """Write the int8 file (and labels.txt beside it); return what the calibration set was."""
+def convert(model_path: Path, output: Path, data, size: int, seed: int, mirror: bool = False) -> dict:
+    """Write the int8 file (and labels.txt beside it); return what the calibration set was.
+
+    mirror: the file averages each image's scores with its mirror image's (convert/quantize.mirrored)."""
     import numpy as np
 
     from convert.quantize import calibration_indices, convert_int8
 
     idx = calibration_indices(data.train.labels, size, seed)
-    from convert.quantize import load_keras
+    from convert.quantize import load_keras, mirrored
 
     model = load_keras(model_path)
+    model = mirrored(model) if mirror else model
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
     tmp.write_bytes(convert_int8(model, data.train.images[idx]))
@@ -205,14 +216,14 @@ def conversion_section(args, report: dict, calibration: dict, data) -> dict:
         "command": ("fashion-convert " + shlex.join(sys.argv[1:])).strip(),
         "source_model": args.model.name, "source_sha256": card.sha256(args.model),
         "converter": f"tensorflow {converter_version()} TFLiteConverter, full-integer int8, per-channel weights",
-        "calibration": calibration, "data_sha256": data.sha256,
+        "calibration": calibration, "mirror": report["mirror"], "data_sha256": data.sha256,
         "metrics": {**{k: report[k] for k in keep},
                     "float": {k: report["float"][k] for k in ("accuracy", "per_class", "bytes")},
                     "int8": {k: report["int8"][k] for k in ("accuracy", "per_class", "bytes")}},
     }
 
 
-def calibration_study(args, data, test_x, test_y, tol) -> int:
+def calibration_study(args, data, test_x, test_y, tol, mirror: bool = False) -> int:
     """Convert with each calibration size into a scratch folder and tabulate the gate's figures."""
     import tempfile
 
@@ -224,8 +235,8 @@ def calibration_study(args, data, test_x, test_y, tol) -> int:
         for size in sizes:
             out = Path(tmp) / f"cal{size}.tflite"
             print(f"calibration size {size} ...", flush=True)
-            convert(args.model, out, data, size, args.calibration_seed)
-            r = evaluate.compare(args.model, out, test_x, test_y, tol)
+            convert(args.model, out, data, size, args.calibration_seed, mirror)
+            r = evaluate.compare(args.model, out, test_x, test_y, tol, mirror)
             rows.append((size, r))
     print(f"{'size':>6} {'int8 %':>8} {'drop':>6} {'agree %':>8} {'worst class drop':>24}")
     for size, r in rows:

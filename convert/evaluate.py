@@ -23,11 +23,12 @@ class Tolerances:
     agreement: float = 0.98
 
 
-def predict_keras(path: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Class ids for x (N, 28, 28, 1) float, and single-image latency in ms."""
-    from convert.quantize import load_keras
+def predict_keras(path: Path, x: np.ndarray, mirror: bool = False) -> tuple[np.ndarray, float]:
+    """Class ids for x (N, 28, 28, 1) float, and single-image latency in ms (mirror: convert/quantize.mirrored)."""
+    from convert.quantize import load_keras, mirrored
 
     model = load_keras(path)
+    model = mirrored(model) if mirror else model
     pred = model.predict(x, batch_size=500, verbose=0).argmax(1)
     one = x[:1]
     model(one, training=False)
@@ -71,22 +72,27 @@ def per_class_accuracy(y_true, y_pred) -> dict:
             if np.any(y_true == c)}
 
 
-def evaluate_file(path: Path, images: np.ndarray, labels: np.ndarray) -> dict:
+def evaluate_file(path: Path, images: np.ndarray, labels: np.ndarray, mirror: bool = False) -> dict:
+    """Accuracy, per-class accuracy, size and latency of one file; mirror: a .keras model's scores averaged
+    with its mirror image's, as in an int8 file converted with --mirror."""
     path = Path(path)
     x = prepare(images)
     info = {}
     if path.suffix == ".tflite":
         pred, ms, info = predict_tflite(path, x)
     else:
-        pred, ms = predict_keras(path, x)
+        pred, ms = predict_keras(path, x, mirror)
     return {"file": str(path), "bytes": path.stat().st_size, "accuracy": float(np.mean(pred == labels)),
             "per_class": per_class_accuracy(labels, pred), "latency_ms": round(ms, 3), "pred": pred, **info}
 
 
 def compare(float_path: Path, int8_path: Path, images: np.ndarray, labels: np.ndarray,
-            tol: Tolerances = Tolerances()) -> dict:
-    """Evaluate both files on the same images and apply the gate."""
-    f = evaluate_file(float_path, images, labels)
+            tol: Tolerances = Tolerances(), mirror: bool = False) -> dict:
+    """Evaluate both files on the same images and apply the gate.
+
+    mirror: the int8 file was converted with mirror averaging, so the float model is scored the same way
+    (the gate compares one computation in two number formats)."""
+    f = evaluate_file(float_path, images, labels, mirror)
     q = evaluate_file(int8_path, images, labels)
     class_drop = {name: 100 * (f["per_class"][name] - q["per_class"][name]) for name in f["per_class"]}
     worst = max(class_drop, key=class_drop.get)
@@ -99,6 +105,7 @@ def compare(float_path: Path, int8_path: Path, images: np.ndarray, labels: np.nd
         "class_drop_points": class_drop,
         "largest_class_drop": {"class": worst, "points": class_drop[worst]},
         "tolerances": vars(tol).copy(),
+        "mirror": mirror,
     }
     report["failures"] = gate(report, tol)
     report["passed"] = not report["failures"]

@@ -120,8 +120,9 @@ def save(model: keras.Model, path) -> None:
     """model.save, made reproducible: the same weights give the same .keras file, byte for byte.
 
     Keras writes the time into metadata.json ("date_saved") and as the zip entry time of the
-    weights; both are set to the zip format's epoch (1980-01-01) here, so `make model` run twice
-    gives identical files. Written beside the target, then moved into place.
+    weights; both are set to the zip format's epoch (1980-01-01) here. config.json names objects that
+    several layers share by their Python id(), which differs from run to run; they are renumbered in
+    order. So `make model` run twice gives identical files. Written beside the target, then moved into place.
     """
     import json
     import os
@@ -139,10 +140,21 @@ def save(model: keras.Model, path) -> None:
                 meta = json.loads(data)
                 meta["date_saved"] = "1980-01-01@00:00:00"
                 data = json.dumps(meta).encode()
+            elif info.filename == "config.json":
+                data = renumber_shared_objects(data.decode()).encode()
             dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), data,
                          compress_type=zipfile.ZIP_DEFLATED)
     raw.unlink()
     os.replace(tmp, path)
+
+
+def renumber_shared_objects(config: str) -> str:
+    """config.json with each "shared_object_id" (an id() in memory) replaced by 1, 2, ... in order of appearance."""
+    import re
+
+    numbers = {}
+    return re.sub(r'"shared_object_id": (\d+)',
+                  lambda m: f'"shared_object_id": {numbers.setdefault(m.group(1), len(numbers) + 1)}', config)
 
 
 BUILDERS = {"edge": build_edge, "edge-wide": build_edge_wide, "tutorial": build_tutorial, "dense": build_dense}

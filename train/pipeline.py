@@ -177,12 +177,9 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
         compile_model(trainer, cfg, steps)
     model.summary(print_fn=lambda s, **_: print(s))
 
-    callbacks = [keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, restore_best_weights=True,
-                                               verbose=1)]
     t0 = time.time()
     one_hot = keras.utils.to_categorical(y_val, len(CLASS_NAMES))  # label smoothing needs one-hot targets
-    history = trainer.fit(**train_data, validation_data=(x_val, one_hot), epochs=cfg.epochs,
-                          callbacks=callbacks, verbose=verbose)
+    history = fit(trainer, train_data, (x_val, one_hot), cfg, verbose)
     train_seconds = time.time() - t0
     model = float32_copy(model, cfg.model)
 
@@ -236,7 +233,7 @@ def start_from(model, cfg: TrainConfig) -> None:
 def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, photos=None) -> dict:
     """fit()'s training arguments: uint8 (N, 28, 28) images and int labels in, batches out.
 
-    With real-photo flaws, outliers or real photos on: a keras PyDataset whose batches have a share
+    With real-photo flaws, outliers or real photos on: batches (train/batches.py) that have a share
     of real photos (photos: train/photos.py's pictures, targets and sampling probabilities), a share
     of images given a real photo's flaws and a share replaced by non-garments with equal targets
     (train/realworld.py). Otherwise plain arrays, shuffled by fit, as the recipe was before those
@@ -250,6 +247,50 @@ def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, phot
                                             photos=photos, photo_share=cfg.photo_share)}
     return {"x": prepare(images), "y": keras.utils.to_categorical(labels, len(CLASS_NAMES)),
             "batch_size": cfg.batch_size, "shuffle": True}
+
+
+def fit(trainer, train_data: dict, validation: tuple, cfg: TrainConfig, verbose):
+    """trainer.fit with early stopping on validation accuracy, the best epoch's weights restored.
+
+    Mixed batches (train/batches.py) are made an epoch at a time, the next epoch in a thread while this
+    one trains, and each epoch is fitted from plain arrays: the same batches in the same order as a
+    keras PyDataset would give, without its cost per step (batches.Batches.epoch_arrays).
+    Returns an object with .history, as fit's own result has.
+    """
+    import keras
+
+    made = train_data["x"]
+    if not isinstance(made, batches.Batches):
+        stop = keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, restore_best_weights=True,
+                                             verbose=1)
+        return trainer.fit(**train_data, validation_data=validation, epochs=cfg.epochs, callbacks=[stop],
+                           verbose=verbose)
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    history, best, best_epoch, best_weights = {}, -1.0, 0, None
+    with ThreadPoolExecutor(1) as ahead:
+        coming = ahead.submit(made.epoch_arrays, 0)
+        for epoch in range(cfg.epochs):
+            x, y = coming.result()
+            if epoch + 1 < cfg.epochs:
+                coming = ahead.submit(made.epoch_arrays, epoch + 1)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{cfg.epochs}", flush=True)
+            # One epoch per call (the schedule follows the optimizer's step count, so it carries on).
+            h = trainer.fit(x, y, batch_size=cfg.batch_size, shuffle=False, epochs=1, validation_data=validation,
+                            verbose=verbose)
+            for key, values in h.history.items():
+                history.setdefault(key, []).extend(values)
+            if history["val_accuracy"][-1] > best:  # as keras' EarlyStopping: a strict improvement
+                best, best_epoch, best_weights = history["val_accuracy"][-1], epoch, trainer.get_weights()
+            elif epoch - best_epoch >= cfg.patience:
+                print(f"Epoch {epoch + 1}: early stopping", flush=True)
+                coming.cancel()
+                break
+    print(f"Restoring model weights from the end of the best epoch: {best_epoch + 1}.", flush=True)
+    trainer.set_weights(best_weights)
+    return SimpleNamespace(history=history)
 
 
 def evaluate_and_report(run_dir: Path, images, y_true, y_pred, title: str) -> dict:

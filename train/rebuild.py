@@ -6,8 +6,9 @@ The recipe, in two stages (each its own process, so each starts from the same se
 1. train: edge-wide from scratch on Fashion-MNIST with the real photos in every batch (`--photos`,
    train/photos.py), real-photo flaws and drawn non-garments (RECIPE below), shipped to
    models/fashion_float.keras;
-2. convert: full-integer int8, the accuracy-drop gate, and the "unknown" threshold calibrated on
-   the real photos that stage 1 held out (fashion-convert --photos).
+2. convert: full-integer int8 with mirror averaging (each image's scores averaged with its mirror
+   image's, convert/quantize.mirrored), the accuracy-drop gate, and the "unknown" threshold
+   calibrated on the real photos that stage 1 held out (fashion-convert --photos).
 Why one stage and these settings: docs/training.md. Logs and run folders go to --work; the model card
 records this command, every stage's command, and the photo set's manifest.
 """
@@ -38,7 +39,7 @@ def stages(photos: Path, work: Path) -> list[tuple[str, list[str]]]:
     photo_args = ["--photos", rel(photos), "--photo-map", rel(PHOTO_MAP)]
     return [
         ("train", ["fashion-train", *RECIPE, *photo_args, "--run-dir", rel(work / "train"), "--ship", "--quiet"]),
-        ("convert", ["fashion-convert", *photo_args, "--report", rel(work / "convert-report.json")]),
+        ("convert", ["fashion-convert", "--mirror", *photo_args, "--report", rel(work / "convert-report.json")]),
     ]
 
 

@@ -102,6 +102,37 @@ def test_smoke_conversion_end_to_end(smoke_run, fmnist, tmp_path):
     assert strict == (0 if json.loads(report_path.read_text())["passed"] else 1)
 
 
+def test_mirror_averaging_scores_an_image_and_its_mirror_alike(smoke_run, fmnist, tmp_path):
+    """--mirror: the int8 file gives one garment the same scores either way round, and the gate and a later
+    --check-only score the float model the same way (else they would compare two computations)."""
+    from device import classify
+    from device.preprocess import prepare
+    from device.runtime import make_interpreter
+
+    run_dir, _ = smoke_run
+    files = {}
+    for mirror in ("--mirror", "--no-mirror"):
+        out, report = tmp_path / mirror / "model.tflite", tmp_path / f"{mirror}.json"
+        assert cli.main(["--model", str(run_dir / "model.keras"), "--output", str(out), mirror,
+                         "--calibration-size", "100", "--test-limit", "300", "--report", str(report),
+                         "--tolerance", "100", "--class-tolerance", "100"]) in (0, 1)
+        assert json.loads(report.read_text())["mirror"] == (mirror == "--mirror")
+        assert json.loads(report.read_text())["agreement"] >= 0.95  # the float side computed as the file does
+        files[mirror] = out
+    x = prepare(fmnist.test.images[:20])
+    scores = {m: [(classify.classify(make_interpreter(f), i), classify.classify(make_interpreter(f), i[:, ::-1]))
+                  for i in x] for m, f in files.items()}
+    apart = {m: max(float(np.abs(a - b).max()) for a, b in pairs) for m, pairs in scores.items()}
+    # Not bit-equal: each branch's activations get their own int8 scales. The smoke model alone is not symmetric.
+    assert apart["--mirror"] <= 0.02 and apart["--no-mirror"] >= 5 * apart["--mirror"]
+    card = json.loads((files["--mirror"].parent / "model_card.json").read_text())
+    assert card["conversion"]["mirror"] is True
+    check = tmp_path / "check.json"
+    cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(files["--mirror"]),
+              "--test-limit", "300", "--report", str(check)])
+    assert json.loads(check.read_text())["mirror"] is True  # read from the card, not given
+
+
 def test_calibration_set_is_class_balanced(fmnist):
     idx = calibration_indices(fmnist.train.labels, 205, seed=3)
     counts = np.bincount(fmnist.train.labels[idx], minlength=10)

@@ -64,3 +64,26 @@ def test_saving_the_same_model_twice_gives_the_same_bytes(tmp_path):
     import keras
 
     assert keras.models.load_model(tmp_path / "b.keras").count_params() == model.count_params()
+
+
+def test_two_builds_of_the_same_weights_save_the_same_bytes(tmp_path):
+    """config.json names objects several layers share (here the float32 policy) by their id() in memory,
+    which differs between two builds, as between two runs of make model: save() renumbers them."""
+    import zipfile
+
+    import keras
+
+    from train.models import build_edge, save
+
+    keras.mixed_precision.set_global_policy("float32")  # as train/pipeline.float32_copy does
+    first = build_edge()
+    keras.mixed_precision.set_global_policy("float32")  # a new policy object, as in another process
+    second = build_edge()
+    second.set_weights(first.get_weights())
+    save(first, tmp_path / "a.keras")
+    save(second, tmp_path / "b.keras")
+    assert '"shared_object_id"' in zipfile.ZipFile(tmp_path / "a.keras").read("config.json").decode()
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    reloaded = keras.models.load_model(tmp_path / "b.keras")
+    x = np.random.default_rng(0).random((2, *INPUT_SHAPE), np.float32)
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), first.predict(x, verbose=0))

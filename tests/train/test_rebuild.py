@@ -14,7 +14,7 @@ def test_the_plan_is_one_training_from_scratch_then_convert(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("]")[0] for line in lines] == ["[train", "[convert"]
     assert "--init" not in lines[0] and "--ship" in lines[0] and "--photos" in lines[0]
-    assert "--photos" in lines[1] and "fashion-convert" in lines[1]
+    assert "--photos" in lines[1] and "fashion-convert --mirror" in lines[1]
     assert rebuild.main(["--photos", str(photos), "--from-stage", "convert", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("]")[0] for line in lines] == ["[convert"]
