@@ -25,6 +25,34 @@ def test_missing_photos_is_exit_2(tmp_path, capsys):
     assert "real training photos are not at" in capsys.readouterr().err
 
 
+def test_a_failed_or_under_the_bar_rebuild_leaves_models_as_it_was(tmp_path, monkeypatch, capsys):
+    shipped = [tmp_path / "models" / name for name in ("float.keras", "int8.tflite", "labels.txt", "model_card.json")]
+    shipped[0].parent.mkdir()
+    for path in shipped:
+        path.write_text("before")
+    monkeypatch.setattr(rebuild, "shipped_files", lambda: shipped)
+    monkeypatch.setattr(rebuild, "record", lambda plan: None)
+
+    def stage_writing(accuracy: float, exit_code: int = 0):
+        card = json.dumps({"conversion": {"metrics": {"int8": {"accuracy": accuracy}}}})
+        script = (f"import pathlib, sys\nfor p in {[str(p) for p in shipped[:-1]]!r}: pathlib.Path(p).write_text('new')\n"
+                  f"pathlib.Path({str(shipped[-1])!r}).write_text({card!r})\nsys.exit({exit_code})")
+        return lambda photos, work: [("train", ["python", "-c", script])]
+
+    argv = ["--photos", str(tmp_path), "--work", str(tmp_path / "work")]
+    monkeypatch.setattr(rebuild, "stages", stage_writing(0.9312))
+    assert rebuild.main(argv) == 1
+    assert "scores 93.12% on Fashion-MNIST, under the 94.0%" in capsys.readouterr().err
+    assert [p.read_text() for p in shipped] == ["before"] * 4
+    assert (tmp_path / "work" / "candidate" / "float.keras").read_text() == "new"
+    monkeypatch.setattr(rebuild, "stages", stage_writing(0.95, exit_code=3))
+    assert rebuild.main(argv) == 3
+    assert [p.read_text() for p in shipped] == ["before"] * 4
+    monkeypatch.setattr(rebuild, "stages", stage_writing(0.9401))
+    assert rebuild.main(argv) == 0
+    assert shipped[0].read_text() == "new" and "int8 94.01%" in capsys.readouterr().out
+
+
 def test_card_json_is_compact_and_round_trips():
     value = {"files": {"a.tflite": {"sha256": "0" * 64, "bytes": 5}}, "raw": [[-1, 2, 3]] * 8,
              "nested": {"classes": {f"c{i}": {"precision": 0.9, "recall": 0.8} for i in range(10)}}}
