@@ -8,7 +8,7 @@ import pytest
 import models
 from convert import cli, evaluate
 from convert.unknown import DEFAULT_KEEP
-from convert.quantize import calibration_indices, convert_int8
+from convert.quantize import calibration_indices, convert_int8, converted_mirrored
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,10 @@ def shipped_float():
 
 
 def test_shipped_pair_passes_the_gate(fmnist):
-    """The CI check: the shipped float/int8 pair on the full 10,000-image test set."""
-    report = evaluate.compare(models.FLOAT_MODEL, models.INT8_MODEL, fmnist.test.images, fmnist.test.labels)
+    """The CI check: the shipped float/int8 pair on the full 10,000-image test set (the float model scored with
+    mirror averaging when the int8 file was converted with it, as its card says)."""
+    report = evaluate.compare(models.FLOAT_MODEL, models.INT8_MODEL, fmnist.test.images, fmnist.test.labels,
+                              mirror=converted_mirrored(models.INT8_MODEL))
     assert report["images"] == 10_000
     assert report["passed"], evaluate.format_table(report)
     assert report["int8"]["accuracy"] >= 0.94, evaluate.format_table(report)
