@@ -64,9 +64,9 @@ class Batches:
     def epoch_arrays(self, epoch: int):
         """All of `epoch`'s batches in order, as one pair of arrays: (N, 28, 28, 1) float32 and (N, 10).
 
-        fit() takes these as plain arrays (shuffle off, the same batch size): a Python data source in
-        fit() (a PyDataset, or any tf.data generator) made each step 40% slower here (530 against 320
-        ms for edge-wide on 2 cores; tools/train_speed.py)."""
+        fit() takes these as plain arrays (shuffle off, the same batch size). Fed one batch a step
+        through a keras PyDataset instead, the recipe's epochs took 228-241 s here against 128-163 s
+        this way (edge-wide, 2 cores; docs/training.md, "Training speed")."""
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
         xs, ys = zip(*(self.batch(epoch, i, order) for i in range(len(self))))
         return np.concatenate(xs), np.concatenate(ys)
