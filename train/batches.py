@@ -25,6 +25,7 @@ class Batches:
         self.realistic_share, self.outlier_share = realistic_share, outlier_share
         self.photos, self.photo_share = photos, photo_share
         self.epoch = 0
+        self._order = (None, None)  # (epoch, its shuffle of the images): one permutation per epoch, not per batch
 
     def __len__(self):
         return int(np.ceil(len(self.labels) / self.batch_size))
@@ -35,12 +36,20 @@ class Batches:
     def on_epoch_end(self):
         self.epoch += 1
 
-    def batch(self, epoch: int, index: int, order: np.ndarray | None = None):
+    def order(self, epoch: int) -> np.ndarray:
+        """The epoch's shuffle of the images, made once per epoch (a thread may make the next epoch meanwhile)."""
+        made_for, order = self._order
+        if made_for != epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
+            self._order = (epoch, order)
+        return order
+
+    def batch(self, epoch: int, index: int):
         """Batch `index` of `epoch`: float32 (B, 28, 28, 1) images and (B, 10) targets."""
         from device.preprocess import prepare
 
         n_classes = len(CLASS_NAMES)
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels)) if order is None else order
+        order = self.order(epoch)
         rng = np.random.default_rng([self.seed, epoch, index])
         idx = order[index * self.batch_size: (index + 1) * self.batch_size]
         x = self.images[idx].copy()
@@ -67,8 +76,7 @@ class Batches:
         fit() takes these as plain arrays (shuffle off, the same batch size). Fed one batch a step
         through a keras PyDataset instead, the recipe's epochs took 228-241 s here against 128-163 s
         this way (edge-wide, 2 cores; docs/training.md, "Training speed")."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.labels))
-        xs, ys = zip(*(self.batch(epoch, i, order) for i in range(len(self))))
+        xs, ys = zip(*(self.batch(epoch, i) for i in range(len(self))))
         return np.concatenate(xs), np.concatenate(ys)
 
 

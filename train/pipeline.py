@@ -286,7 +286,6 @@ def fit(trainer, train_data: dict, validation: tuple, cfg: TrainConfig, verbose)
                 best, best_epoch, best_weights = history["val_accuracy"][-1], epoch, trainer.get_weights()
             elif epoch - best_epoch >= cfg.patience:
                 print(f"Epoch {epoch + 1}: early stopping", flush=True)
-                coming.cancel()
                 break
     print(f"Restoring model weights from the end of the best epoch: {best_epoch + 1}.", flush=True)
     trainer.set_weights(best_weights)
