@@ -87,10 +87,6 @@ def time_source(source: str, made, args) -> float:
 
     model = trainer(args.model)
     timer = step_timer(args.warmup, args.steps)
-    if source == "arrays":
-        x, y = made.epoch_arrays(0)
-        model.fit(x, y, batch_size=args.batch_size, shuffle=False, epochs=1, verbose=0, callbacks=[timer])
-        return 1000 * timer.seconds / args.steps
     if source == "pydataset":
         class Feed(keras.utils.PyDataset):
             def __len__(self):
@@ -101,14 +97,15 @@ def time_source(source: str, made, args) -> float:
 
         model.fit(Feed(), epochs=1, verbose=0, callbacks=[timer])
         return 1000 * timer.seconds / args.steps
-    # epochs: as train/pipeline.fit, the next epoch's batches made in a thread while this epoch's arrays train
+    # arrays, or epochs: the same, with the next epoch's batches made in a thread meanwhile (train/pipeline.fit)
     from concurrent.futures import ThreadPoolExecutor
 
     x, y = made.epoch_arrays(0)
     with ThreadPoolExecutor(1) as ahead:
-        coming = ahead.submit(made.epoch_arrays, 1)
+        coming = ahead.submit(made.epoch_arrays, 1) if source == "epochs" else None
         model.fit(x, y, batch_size=args.batch_size, shuffle=False, epochs=1, verbose=0, callbacks=[timer])
-        coming.result()
+        if coming:
+            coming.result()
     return 1000 * timer.seconds / args.steps
 
 

@@ -18,7 +18,6 @@ kept in --work/candidate), so the suite's gate never meets a model it would refu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -100,7 +99,9 @@ def main(argv=None) -> int:
             return code
     record(stages(args.photos, args.work))
     minutes = (time.time() - started) / 60
-    accuracy = json.loads(shipped_files()[-1].read_text())["conversion"]["metrics"]["int8"]["accuracy"]
+    from device import card
+
+    accuracy = card.read(shipped_files()[-1])["conversion"]["metrics"]["int8"]["accuracy"]
     if accuracy < SHIP_BAR:
         put_back(kept, args.work / "candidate")
         print(f"make model: the rebuilt int8 model scores {100 * accuracy:.2f}% on Fashion-MNIST, under the "
