@@ -156,10 +156,17 @@ def reference_outputs(int8_path: Path) -> dict:
 def unknown_threshold(args, data) -> dict:
     """Calibrate the default 'unknown' threshold on held-out real photos, or validation images (convert/unknown.py)."""
     from convert import unknown
+    from device import card
     from train.config import TrainConfig
     from train.pipeline import split_validation
 
     cfg = TrainConfig()  # the split the shipped recipe held out of training
+    recorded = card.read(args.output.parent / "model_card.json").get("unknown", {}) if args.check_only else {}
+    if recorded.get("photos") and not args.photos:
+        # A check never moves a threshold calibrated on real photos to one calibrated on drawn garments.
+        print(f"unknown threshold {recorded['threshold']:.2f}: calibrated on real photos held out of training, as the "
+              "card says (give --photos to calibrate again)", flush=True)
+        return recorded
     if args.photos:
         keep = args.unknown_keep if args.unknown_keep is not None else unknown.PHOTO_KEEP
         holdout = args.photo_holdout if args.photo_holdout is not None else cfg.photo_holdout

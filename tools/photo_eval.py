@@ -155,7 +155,8 @@ def format_comparison(a: dict, b: dict, name_a: str, name_b: str) -> str:
     """Two models' scores on the same photos, overall and per folder."""
     rows = [("strict %", "strict"), ("group %", "group"), ("unknown in %", "unknown_in_catalogue"),
             ("unknown out %", "unknown_out_of_catalogue")]
-    lines = ["", f"{'':<14}{name_a[-16:]:>17}{name_b[-16:]:>17}"]
+    # Columns A and B, named in full above them: two models are often both called fashion_int8.tflite.
+    lines = ["", f"A: {name_a}", f"B: {name_b}", f"{'':<14}{'A':>17}{'B':>17}"]
     lines += [f"{label:<14}{100 * a[key]:>17.1f}{100 * b[key]:>17.1f}" for label, key in rows]
     lines.append("right % per folder:")
     lines += [f"  {kind:<12}{100 * a['folders'][kind]['right']:>17.1f}{100 * b['folders'][kind]['right']:>17.1f}"
@@ -233,7 +234,7 @@ def main(argv=None) -> int:
             print(f"fashion-photo-eval: --compare: {exc}", file=sys.stderr)
             return 2
         compared = score(rescore(rows, other, other_threshold))
-        print(format_comparison(s, compared, args.model.name if args.model != models.INT8_MODEL else "shipped",
+        print(format_comparison(s, compared, f"{args.model}{' (shipped)' if args.model == models.INT8_MODEL else ''}",
                                 str(args.compare)))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(

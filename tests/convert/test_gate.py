@@ -135,6 +135,31 @@ def test_mirror_averaging_scores_an_image_and_its_mirror_alike(smoke_run, fmnist
     assert json.loads(check.read_text())["mirror"] is True  # read from the card, not given
 
 
+def test_check_only_keeps_a_threshold_calibrated_on_real_photos(smoke_run, tmp_path):
+    """make model calibrates 'unknown' on held-out real photos; a later --check-only without --photos must not
+    recalibrate it on drawn garments (it did: 0.25 became 0.24 in the shipped card)."""
+    run_dir, _ = smoke_run
+    out, report = tmp_path / "int8" / "model.tflite", tmp_path / "convert.json"
+    cli.main(["--model", str(run_dir / "model.keras"), "--output", str(out), "--calibration-size", "100",
+              "--test-limit", "300", "--report", str(report), "--tolerance", "100", "--class-tolerance", "100"])
+    card_path = out.parent / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["unknown"] = {"threshold": 0.37, "method": "max score; keeps 97% of the real garment photos held out",
+                       "photos": {"garments": 283, "not_in_catalogue": 45, "manifest": "0" * 64}}
+    card_path.write_text(json.dumps(card))
+    check = tmp_path / "check.json"
+    cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(out),
+              "--test-limit", "300", "--report", str(check)])
+    assert json.loads(card_path.read_text())["unknown"] == card["unknown"]
+    assert json.loads(check.read_text())["unknown"] == card["unknown"]
+    # A threshold calibrated on drawn garments is still recalibrated (and recorded) by a check, as before.
+    card["unknown"] = {"threshold": 0.99, "method": "max score"}
+    card_path.write_text(json.dumps(card))
+    cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(out),
+              "--test-limit", "300", "--report", str(check)])
+    assert json.loads(card_path.read_text())["unknown"]["images"] == 2000
+
+
 def test_calibration_set_is_class_balanced(fmnist):
     idx = calibration_indices(fmnist.train.labels, 205, seed=3)
     counts = np.bincount(fmnist.train.labels[idx], minlength=10)

@@ -50,6 +50,43 @@ def test_command_on_a_synthetic_folder(tmp_path, int8_model, fmnist, capsys):
     assert len(result["photos_list"]) == 13
 
 
+def test_compare_puts_two_models_side_by_side(tmp_path, int8_model, fmnist, capsys):
+    """--compare: both models on the same photos, columns told apart even when both files have the same name."""
+    import shutil
+
+    images, labels = fmnist.test.images, fmnist.test.labels
+    photos = tmp_path / "photos"
+    for kind, cls in [("pants", 1), ("shoes", 7)]:
+        (photos / kind).mkdir(parents=True)
+        for j, i in enumerate(np.flatnonzero(labels == cls)[:3]):
+            make_jpeg(photos / kind / f"{j}.jpg", render_photo(images[i], seed=j))
+    other = tmp_path / "other" / int8_model.name
+    other.parent.mkdir()
+    shutil.copy(int8_model, other)
+    shutil.copy(int8_model.parent / "labels.txt", other.parent / "labels.txt")
+    out = tmp_path / "out"
+    assert photo_eval.main([str(photos), "--model", str(int8_model), "--compare", str(other), "--out", str(out),
+                            "--threshold", "0.3"]) == 0
+    printed = capsys.readouterr().out
+    assert f"A: {int8_model} (shipped)\nB: {other}\n" in printed
+    table = printed.split(f"B: {other}\n")[1].splitlines()
+    assert table[0].split() == ["A", "B"]
+    result = json.loads((out / "results.json").read_text())
+    assert result["compare"]["model"] == str(other) and result["compare"]["photos"] == 6
+    strict = next(line for line in table if line.startswith("strict %")).split()[2:]
+    assert strict == [f"{100 * result['strict']:.1f}", f"{100 * result['compare']['strict']:.1f}"]
+    assert next(line for line in table if line.strip().startswith("pants")).split()[1:3] == [
+        f"{100 * result['folders']['pants']['right']:.1f}", f"{100 * result['compare']['folders']['pants']['right']:.1f}"]
+
+
+def test_compare_with_a_missing_model_is_a_usage_error(tmp_path, int8_model, capsys):
+    (tmp_path / "pants").mkdir()
+    make_jpeg(tmp_path / "pants" / "0.jpg", np.full((240, 320, 3), 190, np.uint8))
+    assert photo_eval.main([str(tmp_path), "--model", str(int8_model), "--compare", str(tmp_path / "none.tflite"),
+                            "--out", str(tmp_path / "out")]) == 2
+    assert "--compare" in capsys.readouterr().err
+
+
 def test_missing_folder_is_a_usage_error(tmp_path, capsys):
     assert photo_eval.main([str(tmp_path / "none")]) == 2
     assert "no such folder" in capsys.readouterr().err

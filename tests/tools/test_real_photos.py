@@ -1,9 +1,9 @@
 """The shipped model and classify-cam's defaults on the real-photo development set, where it is present.
 
 The set lives beside the checkout (../shared/real-photos-dev) and is never copied into the
-repository; without it these tests skip, saying so. The bars are the real-photo issue's
-acceptance (README, "Real photos"), met with little room, so a change that loses real-world
-accuracy fails here.
+repository; without it these tests skip, saying so. The bars sit a few points under what the
+shipped model measures (the real-photo training issue's strict and in-catalogue bars exactly), so a
+change that loses real-world accuracy fails here.
 """
 
 import pytest
@@ -11,9 +11,10 @@ import pytest
 from tools import photo_eval
 from tests.conftest import REAL_PHOTOS
 
-# Measured with the shipped model and defaults: strict 61.0%, group 80.7%, unknown 6.2% / 52.9%.
-STRICT_BAR, GROUP_BAR = 0.60, 0.80
-IN_BAR, OUT_BAR = 0.10, 0.50
+# Measured with the shipped model and defaults: strict 82.8%, group 90.7%, unknown 4.1% / 58.8%
+# (the model shipped before real-photo training: 61.0 / 80.7 / 6.2 / 52.9%).
+STRICT_BAR, GROUP_BAR = 0.80, 0.88
+IN_BAR, OUT_BAR = 0.06, 0.55
 
 
 @pytest.fixture(scope="module")
