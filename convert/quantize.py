@@ -56,7 +56,10 @@ def mirrored(model):
     import keras
 
     image = keras.Input(model.input_shape[1:], name="image")
-    mirror = keras.ops.flip(image, axis=2)  # (N, rows, columns, 1): the columns reversed
+    # (N, rows, columns, 1): the columns reversed, as a GATHER. keras.ops.flip converts to REVERSE_V2 version 3,
+    # which tflite-runtime 2.14's reference kernels (classify-cam --doctor, make pi-check) cannot load.
+    columns = model.input_shape[2]
+    mirror = keras.ops.take(image, np.arange(columns - 1, -1, -1), axis=2)
     scores = keras.layers.Average(name="mirror_average")([model(image), model(mirror)])
     return keras.Model(image, scores, name=f"{model.name}_mirrored")
 
