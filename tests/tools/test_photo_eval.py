@@ -31,12 +31,17 @@ def test_threshold_turns_unsure_answers_into_unknown():
     assert [r["label"] for r in photo_eval.with_threshold(rows, 0.95)] == ["unknown", "unknown"]
 
 
-def test_command_on_a_synthetic_folder(tmp_path, int8_model, fmnist, capsys):
+def render_folder(root, fmnist, kinds, per_kind: int) -> None:
+    """root/<kind>/<j>.jpg: per_kind test garments of each (kind, class) rendered as camera photos."""
     images, labels = fmnist.test.images, fmnist.test.labels
-    for kind, cls in [("t-shirt", 0), ("pants", 1), ("shoes", 7)]:
-        (tmp_path / kind).mkdir()
-        for j, i in enumerate(np.flatnonzero(labels == cls)[:4]):
-            make_jpeg(tmp_path / kind / f"{j}.jpg", render_photo(images[i], seed=j))
+    for kind, cls in kinds:
+        (root / kind).mkdir(parents=True)
+        for j, i in enumerate(np.flatnonzero(labels == cls)[:per_kind]):
+            make_jpeg(root / kind / f"{j}.jpg", render_photo(images[i], seed=j))
+
+
+def test_command_on_a_synthetic_folder(tmp_path, int8_model, fmnist, capsys):
+    render_folder(tmp_path, fmnist, [("t-shirt", 0), ("pants", 1), ("shoes", 7)], 4)
     (tmp_path / "hat").mkdir()
     make_jpeg(tmp_path / "hat" / "flat.jpg", np.full((240, 320, 3), 190, np.uint8))
     out = tmp_path / "out"
@@ -54,12 +59,8 @@ def test_compare_puts_two_models_side_by_side(tmp_path, int8_model, fmnist, caps
     """--compare: both models on the same photos, columns told apart even when both files have the same name."""
     import shutil
 
-    images, labels = fmnist.test.images, fmnist.test.labels
     photos = tmp_path / "photos"
-    for kind, cls in [("pants", 1), ("shoes", 7)]:
-        (photos / kind).mkdir(parents=True)
-        for j, i in enumerate(np.flatnonzero(labels == cls)[:3]):
-            make_jpeg(photos / kind / f"{j}.jpg", render_photo(images[i], seed=j))
+    render_folder(photos, fmnist, [("pants", 1), ("shoes", 7)], 3)
     other = tmp_path / "other" / int8_model.name
     other.parent.mkdir()
     shutil.copy(int8_model, other)
