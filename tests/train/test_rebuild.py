@@ -2,22 +2,35 @@
 part of make test (an hour or more); these check the plan and the card's writing."""
 
 import json
+import os
 
 from device import card
 from train import rebuild
 
 
-def test_the_plan_is_one_training_from_scratch_then_convert(tmp_path, capsys):
+def test_the_plan_is_training_from_scratch_then_a_photo_finetune_then_convert(tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
-    assert rebuild.main(["--photos", str(photos), "--dry-run"]) == 0
+    assert rebuild.main(["--photos", str(photos), "--work", str(tmp_path / "work"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("]")[0] for line in lines] == ["[train", "[convert"]
-    assert "--init" not in lines[0] and "--ship" in lines[0] and "--photos" in lines[0]
-    assert "--photos" in lines[1] and "fashion-convert --mirror" in lines[1]
+    assert [line.split("]")[0] for line in lines] == ["[train", "[finetune", "[convert"]
+    assert "--init" not in lines[0] and "--ship" not in lines[0] and "--photos" in lines[0]
+    # stage 2 starts from stage 1's run folder, with the same photos (so the same ones held out), and ships
+    first = os.path.relpath(rebuild.first_stage_model(tmp_path / "work"), rebuild.ROOT)
+    assert f"--init {first}" in lines[1] and "--ship" in lines[1]
+    assert "--photos" in lines[1] and "--photo-share 0.3" in lines[1]
+    assert "--photos" in lines[2] and "fashion-convert --mirror" in lines[2]
     assert rebuild.main(["--photos", str(photos), "--from-stage", "convert", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("]")[0] for line in lines] == ["[convert"]
+
+
+def test_finetune_alone_needs_stage_one_model(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert rebuild.main(["--photos", str(photos), "--work", str(tmp_path / "work"), "--from-stage", "finetune"]) == 2
+    assert "starts from stage 1's model" in capsys.readouterr().err
+    assert not (tmp_path / "work" / "shipped-before").exists()  # stopped before touching anything
 
 
 def test_missing_photos_is_exit_2(tmp_path, capsys):
