@@ -144,7 +144,9 @@ def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
     run_dir = Path(metrics["run_dir"])
     command = ("fashion-train " + shlex.join(sys.argv[1:] if argv is None else argv)).strip()
     # No times: the card of a rebuilt model must come out byte for byte the same (make model).
-    keep = ("accuracy", "classes", "hardest_pairs", "params", "epochs_run", "val_accuracy")
+    # Per-class scores and hardest pairs stay in the run folder's metrics.json: the card's conversion
+    # section already gives each class's float and int8 accuracy on the same test set.
+    keep = ("accuracy", "params", "epochs_run", "val_accuracy")
     section = {"command": command, "config": asdict(cfg), "data_source": metrics["data_source"],
                "data_sha256": metrics["data_sha256"], "metrics": {k: metrics[k] for k in keep}}
     if "photos" in metrics:
