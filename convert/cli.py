@@ -96,6 +96,11 @@ def _main(args) -> int:
         except ModelError as exc:
             print(f"fashion-convert: {exc}", file=sys.stderr)
             return 2
+        if args.unknown_keep is not None and not args.photos and photo_calibrated(args.output):
+            # A check keeps a photo-calibrated threshold (unknown_threshold below): a keep alone would be ignored.
+            print("fashion-convert: --unknown-keep needs --photos here: the card's 'unknown' threshold was "
+                  "calibrated on real photos, and a check without them keeps it", file=sys.stderr)
+            return 2
 
     from convert import evaluate
     from train import data as data_mod
@@ -153,6 +158,13 @@ def reference_outputs(int8_path: Path) -> dict:
             "raw": classify.fingerprint(interpreter)}
 
 
+def photo_calibrated(int8_path: Path) -> bool:
+    """Whether the card beside the int8 file says its 'unknown' threshold was calibrated on real photos."""
+    from device import card
+
+    return bool(card.read(int8_path.parent / "model_card.json").get("unknown", {}).get("photos"))
+
+
 def unknown_threshold(args, data) -> dict:
     """Calibrate the default 'unknown' threshold on held-out real photos, or validation images (convert/unknown.py)."""
     from convert import unknown
@@ -161,8 +173,8 @@ def unknown_threshold(args, data) -> dict:
     from train.pipeline import split_validation
 
     cfg = TrainConfig()  # the split the shipped recipe held out of training
-    recorded = card.read(args.output.parent / "model_card.json").get("unknown", {}) if args.check_only else {}
-    if recorded.get("photos") and not args.photos:
+    if args.check_only and not args.photos and photo_calibrated(args.output):
+        recorded = card.read(args.output.parent / "model_card.json")["unknown"]
         # A check never moves a threshold calibrated on real photos to one calibrated on drawn garments.
         print(f"unknown threshold {recorded['threshold']:.2f}: calibrated on real photos held out of training, as the "
               "card says (give --photos to calibrate again)", flush=True)

@@ -135,7 +135,7 @@ def test_mirror_averaging_scores_an_image_and_its_mirror_alike(smoke_run, fmnist
     assert json.loads(check.read_text())["mirror"] is True  # read from the card, not given
 
 
-def test_check_only_keeps_a_threshold_calibrated_on_real_photos(smoke_run, tmp_path):
+def test_check_only_keeps_a_threshold_calibrated_on_real_photos(smoke_run, tmp_path, capsys):
     """make model calibrates 'unknown' on held-out real photos; a later --check-only without --photos must not
     recalibrate it on drawn garments (it did: 0.25 became 0.24 in the shipped card)."""
     run_dir, _ = smoke_run
@@ -152,6 +152,12 @@ def test_check_only_keeps_a_threshold_calibrated_on_real_photos(smoke_run, tmp_p
               "--test-limit", "300", "--report", str(check)])
     assert json.loads(card_path.read_text())["unknown"] == card["unknown"]
     assert json.loads(check.read_text())["unknown"] == card["unknown"]
+    # A keep without --photos would be ignored: a one-line error before any work, the card untouched.
+    before = card_path.read_bytes()
+    assert cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(out),
+                     "--unknown-keep", "0.9", "--report", str(tmp_path / "refused.json")]) == 2
+    assert "--unknown-keep needs --photos" in capsys.readouterr().err
+    assert card_path.read_bytes() == before and not (tmp_path / "refused.json").exists()
     # A threshold calibrated on drawn garments is still recalibrated (and recorded) by a check, as before.
     card["unknown"] = {"threshold": 0.99, "method": "max score"}
     card_path.write_text(json.dumps(card))
