@@ -96,8 +96,7 @@ def _main(args) -> int:
         except ModelError as exc:
             print(f"fashion-convert: {exc}", file=sys.stderr)
             return 2
-        if args.unknown_keep is not None and not args.photos and photo_calibrated(args.output):
-            # A check keeps a photo-calibrated threshold (unknown_threshold below): a keep alone would be ignored.
+        if args.unknown_keep is not None and kept_threshold(args):  # a keep alone would be ignored
             print("fashion-convert: --unknown-keep needs --photos here: the card's 'unknown' threshold was "
                   "calibrated on real photos, and a check without them keeps it", file=sys.stderr)
             return 2
@@ -158,24 +157,26 @@ def reference_outputs(int8_path: Path) -> dict:
             "raw": classify.fingerprint(interpreter)}
 
 
-def photo_calibrated(int8_path: Path) -> bool:
-    """Whether the card beside the int8 file says its 'unknown' threshold was calibrated on real photos."""
+def kept_threshold(args) -> dict | None:
+    """The card's 'unknown' section where a check keeps it: --check-only without --photos, on a threshold
+    calibrated on real photos (a check never moves it to one calibrated on drawn garments); else None."""
     from device import card
 
-    return bool(card.read(int8_path.parent / "model_card.json").get("unknown", {}).get("photos"))
+    if not args.check_only or args.photos:
+        return None
+    recorded = card.read(args.output.parent / "model_card.json").get("unknown", {})
+    return recorded if recorded.get("photos") else None
 
 
 def unknown_threshold(args, data) -> dict:
     """Calibrate the default 'unknown' threshold on held-out real photos, or validation images (convert/unknown.py)."""
     from convert import unknown
-    from device import card
     from train.config import TrainConfig
     from train.pipeline import split_validation
 
     cfg = TrainConfig()  # the split the shipped recipe held out of training
-    if args.check_only and not args.photos and photo_calibrated(args.output):
-        recorded = card.read(args.output.parent / "model_card.json")["unknown"]
-        # A check never moves a threshold calibrated on real photos to one calibrated on drawn garments.
+    recorded = kept_threshold(args)
+    if recorded:
         print(f"unknown threshold {recorded['threshold']:.2f}: calibrated on real photos held out of training, as the "
               "card says (give --photos to calibrate again)", flush=True)
         return recorded
