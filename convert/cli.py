@@ -15,7 +15,7 @@ DEFAULT_CALIBRATION = 1000  # chosen by measurement: see README, "Calibration si
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from device.args import OneLineParser
+    from device.oneline import OneLineParser
 
     p = OneLineParser(
         prog="fashion-convert",
@@ -87,7 +87,7 @@ def _main(args) -> int:
         print(f"fashion-convert: int8 model not found: {args.output}", file=sys.stderr)
         return 2
     if args.check_only:  # a file that is not the one its card signed is never gated (nor re-signed)
-        from device.pipeline import verify_model_file
+        from device.model import verify_model_file
         from device.runtime import ModelError
 
         try:
@@ -133,7 +133,7 @@ def _main(args) -> int:
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
     # The threshold and the fingerprint belong to the int8 file, converted now or not (--check-only).
-    from device import card
+    from train import card
 
     sections = {"unknown": report["unknown"], "reference_outputs": reference_outputs(args.output)}
     if calibration is not None:

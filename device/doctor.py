@@ -6,11 +6,12 @@ import platform
 import sys
 
 
-def doctor(args) -> int:
+def doctor(opts) -> int:
     import numpy as np
 
-    from device import classify, picamera, sources
-    from device.pipeline import Model
+    from device import classify, sources
+    from device.sources import picamera
+    from device.model import Model
     from device.runtime import ModelError, RuntimeMissing
 
     ok = True
@@ -34,37 +35,37 @@ def doctor(args) -> int:
     from device import card
 
     try:  # the same checks classify-cam makes before its first frame: "ready" means it will run
-        model = Model(args.model, args.labels, args.threads, kernels=args.kernels)
-        threshold = card.unknown_threshold(args.model)
+        model = Model(opts.model, opts.labels, opts.threads, kernels=opts.kernels)
+        threshold = card.unknown_threshold(opts.model)
     except (ModelError, RuntimeMissing, card.CardError) as exc:
         print(f"model       PROBLEM: {exc}")
         print("status      PROBLEM: see above")
         return 2
     print(f"runtime     {model.runtime.name} {model.runtime.version}")
-    print(f"model       {args.model}")
+    print(f"model       {opts.model}")
     for kind, detail in (("input", classify.input_details(model.interpreter)),
                          ("output", classify.output_details(model.interpreter))):
         scale, zero = detail["quantization"]
         print(f"  {kind:<9} {np.dtype(detail['dtype']).name} {[int(s) for s in detail['shape']]} scale {scale:.6g} "
               f"zero point {zero}")
-    print(f"labels      {args.labels}: {len(model.labels)} ({', '.join(model.labels)})")
+    print(f"labels      {opts.labels}: {len(model.labels)} ({', '.join(model.labels)})")
     print(f"unknown     below {threshold:.2f} confidence (the model card's calibrated threshold)")
-    ok = arithmetic(args, model) and ok
+    ok = arithmetic(opts, model) and ok
     print("status      " + ("OK: ready to classify" if ok else "PROBLEM: see above"))
     sys.stdout.flush()
     return 0 if ok else 2
 
 
-def arithmetic(args, model) -> bool:
+def arithmetic(opts, model) -> bool:
     """Do this machine's reference kernels give the integers the build machine recorded in the card?"""
     from device import card, classify
     from device.runtime import make_interpreter
 
-    expected = card.reference_outputs(args.model)
+    expected = card.reference_outputs(opts.model)
     if expected is None:
         print("arithmetic  not checked (the model card records no reference outputs)")
         return True
-    reference = make_interpreter(args.model, threads=1, runtime=model.runtime, kernels="reference")
+    reference = make_interpreter(opts.model, threads=1, runtime=model.runtime, kernels="reference")
     got = classify.fingerprint(reference, count=len(expected))
     if got == expected:
         print("arithmetic  OK: the reference kernels give the build machine's integers, bit for bit")

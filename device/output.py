@@ -1,5 +1,5 @@
-"""What classify-cam writes and shows: the JSON-lines log (never half a line), the --dump-input pictures,
-the per-frame lines on stdout and the --show window."""
+"""What classify-cam writes and shows: the JSON-lines log (never half a line), pictures (--dump-input, item
+photos), the per-record lines on stdout and the --show window."""
 
 from __future__ import annotations
 
@@ -129,14 +129,6 @@ class Screen:
                 pass
 
 
-def describe(record: dict, stats) -> str:
-    if "error" in record:
-        return f"[{record['frame']}] {record['source']}: ERROR {record['error']}"
-    ms = sum(record["ms"].values())
-    return (f"[{record['frame']}] {record['source']}: {record['label']} {record['confidence']:.2f}  "
-            f"({ms:.1f} ms, {1000 / ms if ms else 0:.0f} fps)")
-
-
 class Viewer:
     """An annotated preview window; turns itself off (once, with a message) where there is no display."""
 
@@ -150,7 +142,7 @@ class Viewer:
 
         try:
             bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            text = f"{record.get('label', 'error')} {record.get('confidence', 0):.2f}"
+            text = f"{record['label']} {record['confidence']:.2f}" if "label" in record else record.get("error", "")
             cv2.putText(bgr, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 255, 0), 2)
             if x is not None:  # what the model saw, enlarged, in the corner
                 seen = cv2.resize(picture(x), (112, 112), interpolation=cv2.INTER_NEAREST)

@@ -1,4 +1,10 @@
-"""Frame in, labelled record out: load the model once, then preprocess, infer, smooth, label."""
+"""Frame in, labelled record out: preprocess, infer, smooth, label; and the loop's step for a record per frame.
+
+classify-cam's loop (device/cli.py) hands each frame to a step and writes what it returns: here
+FrameStep, one record per frame; in stockroom mode device/stockroom/step.py, an event per placed or
+removed item. Both return [(record, model input or None)] and keep `seen` (the latest model input,
+for the page) and a `summary()` for the end of the run.
+"""
 
 from __future__ import annotations
 
@@ -6,69 +12,19 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from device import card, classify
+from device import classify
+from device.model import Model
 from device.preprocess import prepare
-from device.runtime import ModelError, Runtime, find_runtime, make_interpreter
-from device.sources import cv_message
+from device.sources.base import cv_message
 from device.spec import UNKNOWN
 
 
-def read_labels(path: Path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"labels not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"labels file {path} cannot be read as UTF-8 text ({exc})") from None
-    labels = [line.strip() for line in text.splitlines() if line.strip()]
-    if not labels:
-        raise ModelError(f"labels file is empty: {path}")
-    return labels
-
-
-def verify_model_file(model_path: Path) -> None:
-    """If the model card beside the model lists its sha256, the file must match it."""
-    model_path = Path(model_path)
-    try:
-        expected = card.expected_sha256(model_path) if model_path.is_file() else None
-    except card.CardError as exc:
-        raise ModelError(str(exc)) from None
-    if expected and card.sha256(model_path) != expected:
-        raise ModelError(f"{model_path} does not match the sha256 in its model card: the file is damaged, "
-                         "half-copied or not the shipped model")
-
-
-class Model:
-    """The interpreter (built once), its labels, and the checks that make them fit together."""
-
-    def __init__(self, model_path: Path, labels_path: Path, threads: int | None = None,
-                 runtime: Runtime | None = None, kernels: str = "default"):
-        verify_model_file(model_path)
-        self.runtime = runtime or find_runtime()
-        self.interpreter = make_interpreter(model_path, threads, self.runtime, kernels)
-        self.labels = read_labels(labels_path)
-        try:
-            classify.check_model(self.interpreter, len(self.labels))
-        except ValueError as exc:
-            raise ModelError(f"{model_path}: {exc}") from None
-        self.path = Path(model_path)
-
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        return classify.classify(self.interpreter, x)
-
-    def raw_output(self) -> list:
-        """The last inference's output tensor as stored (int8 for the shipped model)."""
-        return classify.raw_output(self.interpreter).tolist()
-
-
 @dataclass
-class Settings:
+class LabelSettings:
     threshold: float = 0.5
     top_k: int = 3
     smooth: int = 1  # frames averaged for live sources
@@ -116,7 +72,7 @@ def now_iso() -> str:
 class Labeller:
     """Runs one frame through preprocess and inference and makes its JSON record."""
 
-    def __init__(self, model: Model, settings: Settings, live: bool):
+    def __init__(self, model: Model, settings: LabelSettings, live: bool):
         self.model, self.settings = model, settings
         self.window = deque(maxlen=max(settings.smooth, 1) if live else 1)
         self.segment = settings.segment if settings.segment != "auto" else ("fast" if live else "grabcut")
@@ -153,3 +109,33 @@ class Labeller:
         if self.settings.raw:
             record["raw"] = self.model.raw_output()
         return record, x
+
+
+class FrameStep:
+    """A record per frame (or per image): the loop's step when it is not in stockroom mode."""
+
+    tally = None  # no items are counted
+
+    def __init__(self, model: Model, settings: LabelSettings, live: bool):
+        self.labeller = Labeller(model, settings, live)
+        self.stats = Stats()
+        self.seen = None
+
+    def __call__(self, frame, index: int) -> list[tuple[dict, np.ndarray | None]]:
+        record, x = self.labeller(frame, index)
+        self.stats.add(record)
+        self.seen = x if x is not None else self.seen
+        return [(record, x)]
+
+    def describe(self, record: dict) -> str:
+        if "error" in record:
+            return f"[{record['frame']}] {record['source']}: ERROR {record['error']}"
+        ms = sum(record["ms"].values())
+        return (f"[{record['frame']}] {record['source']}: {record['label']} {record['confidence']:.2f}  "
+                f"({ms:.1f} ms, {1000 / ms if ms else 0:.0f} fps)")
+
+    def close(self, live_source: bool) -> None:
+        pass
+
+    def summary(self) -> str:
+        return self.stats.summary()

@@ -20,10 +20,9 @@ from device.spec import IMAGE_SIZE, scale
 # Photos are framed on a copy whose longest edge is this many pixels: masks need no more
 # detail than that, and it keeps a 640x480 frame well under a millisecond per step.
 WORK_SIZE = 160
-# GrabCut (still photos) works on a smaller colour copy, at most this many pixels long: it costs
-# far more per pixel, and its graph cut takes much longer on some photos than on others. 128 px
-# with 4 iterations, then 112 px with 2, each had real photos over the 50 ms budget; 100 px is the
-# largest size that kept every real photo under 40 ms (README; most phone photos come to 88 px).
+# GrabCut (still photos) works on a smaller colour copy, at most this many pixels long: it costs far
+# more per pixel, and its graph cut takes much longer on some photos than on others. 100 px is the
+# largest size tried that kept every real photo under the 50 ms budget (docs/benchmarks.md).
 GRABCUT_SIZE = 100
 GRABCUT_INSET = 0.04  # the first guess: the picture's outer 4% is scene, the rest may be garment
 GRABCUT_ITERATIONS = 2

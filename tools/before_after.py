@@ -38,11 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def labeller(model_path: Path, segment: str, threshold: float | None):
     from device import card
-    from device.pipeline import Labeller, Model, Settings
+    from device.model import Model
+    from device.pipeline import LabelSettings, Labeller
 
     model = Model(model_path, model_path.parent / "labels.txt")
     t = threshold if threshold is not None else card.unknown_threshold(model_path)
-    return Labeller(model, Settings(threshold=t, top_k=1, segment=segment), live=False)
+    return Labeller(model, LabelSettings(threshold=t, top_k=1, segment=segment), live=False)
 
 
 def tile(x: np.ndarray, caption: str) -> np.ndarray:

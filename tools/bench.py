@@ -79,7 +79,7 @@ def full_pipeline(video: Path, model, settings, live=None) -> tuple[int, float, 
         record, x = labeller(frame, i)
         stats.add(record)
         if live is not None:  # what classify-cam --serve adds to each frame
-            live.update(frame.image, x, record)
+            live.update(frame.image, x, [record])
     elapsed = time.perf_counter() - t
     source.close()
     return stats.frames, elapsed, {k: v / max(stats.frames, 1) for k, v in stats.ms.items()}
@@ -91,9 +91,10 @@ def served_pipeline(video: Path, model, settings, viewers: int) -> float:
     import urllib.request
 
     from device import web
+    from device.config import ConfigFile
 
     live = web.Live({"bench": True})
-    server = web.Server("127.0.0.1:0", live, web.Settings(None))
+    server = web.Server("127.0.0.1:0", live, ConfigFile(None))
     done = threading.Event()
 
     def viewer():  # the page: a picture every 300 ms, the state every 500 ms
@@ -119,7 +120,7 @@ def served_pipeline(video: Path, model, settings, viewers: int) -> float:
 def events_pipeline(video: Path, model) -> tuple[int, float, int]:
     """Stockroom mode (--events) over the same video: frames, seconds, inferences run."""
     from device import sources
-    from device.events import Tracker
+    from device.stockroom.tracker import Tracker
 
     source = sources.VideoCapture(str(video), live=False)
     tracker = Tracker(model, "bench", 0.5)
@@ -165,13 +166,14 @@ def time_stills(images) -> list[float]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from device.pipeline import Model, Settings
+    from device.model import Model
+    from device.pipeline import LabelSettings
 
     model = Model(args.model, args.model.parent / "labels.txt", args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames, args.codec)
         decode = min((decode_only(video) for _ in range(args.repeat)), key=lambda r: r[1])
-        full = min((full_pipeline(video, model, Settings()) for _ in range(args.repeat)), key=lambda r: r[1])
+        full = min((full_pipeline(video, model, LabelSettings()) for _ in range(args.repeat)), key=lambda r: r[1])
         events = min((events_pipeline(video, model) for _ in range(args.repeat)), key=lambda r: r[1])
     d_ms = 1000 * decode[1] / decode[0]
     f_ms = 1000 * full[1] / full[0]
@@ -190,9 +192,9 @@ def main(argv=None) -> int:
     if args.serve:
         with tempfile.TemporaryDirectory() as tmp:
             video = args.video or write_video(Path(tmp) / "bench.mp4", args.frames, args.codec)
-            base = min(1000 * r[1] / r[0] for r in (full_pipeline(video, model, Settings()) for _ in range(args.repeat)))
-            none = min(served_pipeline(video, model, Settings(), 0) for _ in range(args.repeat))
-            one = min(served_pipeline(video, model, Settings(), 1) for _ in range(args.repeat))
+            base = min(1000 * r[1] / r[0] for r in (full_pipeline(video, model, LabelSettings()) for _ in range(args.repeat)))
+            none = min(served_pipeline(video, model, LabelSettings(), 0) for _ in range(args.repeat))
+            one = min(served_pipeline(video, model, LabelSettings(), 1) for _ in range(args.repeat))
         print(f"--serve, no viewer  {none:7.2f} ms/frame  (+{100 * (none / base - 1):.1f}% on {base:.2f}; goal <= 5%)")
         print(f"--serve, one viewer {one:7.2f} ms/frame  (+{100 * (one / base - 1):.1f}%; goal <= 25%)")
     what, images = still_photos(args.photos)

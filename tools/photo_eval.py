@@ -15,21 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
-# folder -> (labels counted correct, group); an empty tuple means "not in the catalogue".
-FOLDERS = {
-    "t-shirt": (("T-shirt/top",), "top"),
-    "longsleeve": (("Pullover",), "top"),
-    "shirt": (("Shirt",), "top"),
-    "outwear": (("Coat",), "top"),
-    "pants": (("Trouser",), "trouser"),
-    "dress": (("Dress",), "dress"),
-    "shoes": (("Sandal", "Sneaker", "Ankle boot"), "shoe"),
-    "hat": ((), None),
-    "shorts": ((), None),
-    "skirt": ((), None),
-}
+# The development set's folders map to classes exactly as training maps the training set's: one map,
+# train/photo-maps/clothing-dataset-small.json (folder -> class, classes, or "unknown").
+PHOTO_MAP = Path(__file__).resolve().parents[1] / "train" / "photo-maps" / "clothing-dataset-small.json"
 GROUP_OF = {"T-shirt/top": "top", "Pullover": "top", "Shirt": "top", "Coat": "top", "Trouser": "trouser",
             "Dress": "dress", "Sandal": "shoe", "Sneaker": "shoe", "Ankle boot": "shoe", "Bag": "bag"}
+
+
+def folders(photo_map: Path = PHOTO_MAP) -> dict:
+    """folder -> (labels counted correct, group); an empty tuple means "not in the catalogue"."""
+    out = {}
+    for folder, classes in json.loads(Path(photo_map).read_text()).items():
+        labels = () if classes == "unknown" else tuple([classes] if isinstance(classes, str) else classes)
+        out[folder] = (labels, GROUP_OF[labels[0]] if labels else None)
+    return out
+
+
+FOLDERS = folders()
 
 
 def _fraction(text: str) -> float:
@@ -49,7 +51,7 @@ def _fractions(text: str) -> list[float]:
 def parse_args(argv=None) -> argparse.Namespace:
     import models
 
-    from device.args import OneLineParser
+    from device.oneline import OneLineParser
 
     p = OneLineParser(
         prog="fashion-photo-eval",
@@ -78,11 +80,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def evaluate(folder: Path, model, threshold: float, segment: str = "auto"):
     """One row per readable photo: folder, predicted label, confidence, and the 28x28 input."""
-    from device.pipeline import Labeller, Settings
+    from device.pipeline import LabelSettings, Labeller
     from device.sources import ImageFiles, images_under
 
     rows = []
-    labeller = Labeller(model, Settings(threshold=0.0, top_k=1, segment=segment), live=False)
+    labeller = Labeller(model, LabelSettings(threshold=0.0, top_k=1, segment=segment), live=False)
     for kind in sorted(FOLDERS):
         if not (folder / kind).is_dir():
             continue
@@ -194,7 +196,7 @@ def contact_sheet(rows, path: Path, count: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from device.pipeline import Model
+    from device.model import Model
     from device.runtime import ModelError, RuntimeMissing
 
     if not args.folder.is_dir():

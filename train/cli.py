@@ -13,7 +13,7 @@ from train.config import TrainConfig
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from device.args import OneLineParser
+    from device.oneline import OneLineParser
 
     p = OneLineParser(
         prog="fashion-train",
@@ -139,7 +139,7 @@ def ship(cfg: TrainConfig, metrics: dict, argv) -> None:
     from pathlib import Path
 
     import models
-    from device import card
+    from train import card
 
     run_dir = Path(metrics["run_dir"])
     command = ("fashion-train " + shlex.join(sys.argv[1:] if argv is None else argv)).strip()

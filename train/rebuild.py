@@ -156,7 +156,7 @@ def put_back(kept: Path, candidate: Path) -> None:
 def record(plan) -> None:
     """The card's `recipe` section: this command and every stage's (no times: the card must rebuild byte for byte)."""
     import models
-    from device import card
+    from train import card
 
     section = {"command": "make model", "rebuild": "train/rebuild.py, from a clean clone with ../shared/real-photos-train "
                "beside it", "stages": [{"stage": n, "command": shlex.join(c)} for n, c in plan]}

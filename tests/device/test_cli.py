@@ -94,7 +94,7 @@ def test_labels_must_match_the_model(photo_folder, int8_model, tmp_path):
 def test_tampered_model_is_refused(photo_folder, int8_model, tmp_path):
     import shutil
 
-    from device import card
+    from train import card
 
     folder = tmp_path / "m"
     folder.mkdir()
@@ -220,7 +220,7 @@ def test_raw_scores_are_the_int8_output(photo_folder, int8_model, tmp_path):
 def test_default_threshold_is_the_one_calibrated_for_the_model(photo_folder, int8_model, tmp_path):
     import shutil
 
-    from device import card
+    from train import card
 
     folder = tmp_path / "m"
     folder.mkdir()

@@ -30,7 +30,7 @@ def test_photo_is_framed_like_the_dataset(test_images):
 
 def test_photo_round_trip_keeps_the_class(test_images, int8_model):
     """The shipped model's answer on the synthetic photo matches its answer on the original image."""
-    from device.pipeline import Model
+    from device.model import Model
 
     images, _ = test_images
     model = Model(int8_model, int8_model.parent / "labels.txt")

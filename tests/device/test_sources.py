@@ -156,7 +156,7 @@ def test_picamera_gives_the_y_plane(monkeypatch):
             pass
 
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=Picamera2))
-    from device import picamera
+    from device.sources import picamera
 
     assert picamera.picamera_available()
     cam = sources.open_source("picamera")

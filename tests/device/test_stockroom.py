@@ -259,7 +259,7 @@ def test_events_tally_and_status_reach_the_broker(short_scene, tmp_path, site):
     tally = json.loads(listener.last("pi-a/tally"))
     assert sum(tally.values()) == len(truth)
     assert wait_until(lambda: listener.last("pi-a/status") == "offline")
-    out = subprocess.run([sys.executable, "-m", "device.tally", "--mqtt", broker.url(), "--once", "--wait", "1"],
+    out = subprocess.run([sys.executable, "-m", "device.stockroom.tally", "--mqtt", broker.url(), "--once", "--wait", "1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and out.stdout.startswith("pi-a:") and f"(total {len(truth)})" in out.stdout
 
@@ -339,8 +339,8 @@ def test_malformed_mqtt_url_is_exit_2(url, short_scene):
 
 def test_events_cost_no_more_than_a_frame_of_work(scene):
     video, truth, _ = scene
-    from device.events import Tracker
-    from device.pipeline import Model
+    from device.stockroom.tracker import Tracker
+    from device.model import Model
     from device.sources import VideoCapture
 
     import models
@@ -365,7 +365,7 @@ def test_events_cost_no_more_than_a_frame_of_work(scene):
 
 
 def test_default_queue_follows_systemd_then_home(monkeypatch, tmp_path):
-    from device import mqtt
+    from device.stockroom import mqtt
 
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
     assert mqtt.default_queue("pi-1") == tmp_path / "state"

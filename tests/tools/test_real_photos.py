@@ -23,7 +23,7 @@ def dev_rows():
         pytest.skip(f"the real-photo set is not here: {REAL_PHOTOS}")
     import models
     from device import card
-    from device.pipeline import Model
+    from device.model import Model
 
     int8_model = models.INT8_MODEL  # the shipped file (the int8_model fixture is per test, this is per module)
     model = Model(int8_model, int8_model.parent / "labels.txt")

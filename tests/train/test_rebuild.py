@@ -5,6 +5,7 @@ import json
 import os
 
 from device import card
+from train.card import dumps
 from train import rebuild
 
 
@@ -69,7 +70,7 @@ def test_a_failed_or_under_the_bar_rebuild_leaves_models_as_it_was(tmp_path, mon
 def test_card_json_is_compact_and_round_trips():
     value = {"files": {"a.tflite": {"sha256": "0" * 64, "bytes": 5}}, "raw": [[-1, 2, 3]] * 8,
              "nested": {"classes": {f"c{i}": {"precision": 0.9, "recall": 0.8} for i in range(10)}}}
-    text = card.dumps(value)
+    text = dumps(value)
     assert json.loads(text) == value
     assert len(text.splitlines()) < 30 and all(len(line) <= 120 for line in text.splitlines())
 

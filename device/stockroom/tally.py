@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from device.args import OneLineParser
+    from device.oneline import OneLineParser
 
     p = OneLineParser(prog="stockroom-tally", description=__doc__.split("\n\n")[0])
     p.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://[user[:password]@]host[:port]/PREFIX")
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import paho.mqtt.client as mqtt
 
-    from device.mqtt import MqttUrlError, parse_url
+    from device.stockroom.mqtt import MqttUrlError, parse_url
 
     try:
         broker = parse_url(args.mqtt)

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from device.sources import Frame, Source, SourceError
+from device.sources.base import Frame, Source, SourceError
 
 
 class PiCamera(Source):

@@ -59,7 +59,7 @@ class Item:
 class Tracker:
     """The state machine. feed(frame) returns the events that frame completed (usually none)."""
 
-    model: object  # device.pipeline.Model
+    model: object  # device.model.Model
     device: str
     threshold: float
     top_k: int = 3

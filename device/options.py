@@ -1,0 +1,245 @@
+"""classify-cam's options: one frozen dataclass, built by one parser, every flag checked as it is read.
+
+A mistake is one line and exit 2 (device/oneline.py), and so is a flag that does not apply to the
+mode it was given in (--mqtt without --events, --smooth with it): it would otherwise be silently
+ignored. The options never change once parsed; set-up derives what it needs from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from device.oneline import OneLineParser
+from device.runtime import KERNELS
+
+
+@dataclass(frozen=True)
+class Options:
+    # input
+    source: str = "auto"  # auto, picamera, a camera index, /dev/videoN, a video, URL, image, folder or glob
+    realtime: bool = False  # a video file at its own frame rate, as a camera delivers it
+    camera_timeout: float = 10.0  # seconds without a fresh frame before a camera is given up
+    max_frames: int | None = None
+    # model
+    model: Path = Path()  # the parser fills in the shipped int8 model
+    labels: Path = Path()  # the parser fills in labels.txt beside the model, else the shipped one
+    threshold: float | None = None  # None: the model card's calibrated one
+    top_k: int = 3
+    threads: int | None = None
+    kernels: str = "default"
+    # what the model sees
+    roi: tuple | None = None  # (x, y, width, height) in frame pixels
+    background: Path | None = None  # a picture of the empty table
+    segment: str = "auto"  # auto: GrabCut for image files, the fast grey cut for video and cameras
+    smooth: int = 1  # frames whose scores are averaged (a record per frame only)
+    # output
+    output: Path | None = None  # JSON lines, appended
+    quiet: bool = False
+    show: bool = False
+    dump_input: Path | None = None
+    raw: bool = False  # the output tensor as stored, in each record (a record per frame only)
+    # stockroom mode
+    events: bool = False
+    settle: float = 0.5  # seconds a garment stands still before it is classified
+    save_items: Path | None = None
+    mqtt: str | None = None
+    device_id: str = ""  # the parser fills in a name unique to this machine
+    queue: Path | None = None  # None: the default for the device id
+    # web page
+    serve: str | None = None  # HOST:PORT
+    config: Path | None = None
+    # other commands
+    doctor: bool = False
+
+
+# Flags that belong to one mode: given in the other they are refused, never silently ignored.
+EVENTS_ONLY = {"settle": "--settle", "save_items": "--save-items", "mqtt": "--mqtt", "queue": "--queue",
+               "device_id": "--device-id"}
+FRAMES_ONLY = {"smooth": "--smooth", "raw": "--raw"}
+
+
+def _roi(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--roi wants X,Y,WIDTH,HEIGHT in pixels, got {text!r}") from None
+    if x < 0 or y < 0:
+        raise argparse.ArgumentTypeError("--roi X and Y must be 0 or more (the frame's top left is 0,0)")
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError("--roi width and height must be positive")
+    return x, y, w, h
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    value = _positive(text)
+    if value > 64:
+        raise argparse.ArgumentTypeError(f"at most 64, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def build_parser() -> OneLineParser:
+    import models
+
+    p = OneLineParser(
+        prog="classify-cam",
+        description="Say what garment is in front of the camera (one of the ten Fashion-MNIST classes, or "
+        "'unknown'), frame by frame, with the int8 TFLite model and LiteRT or tflite-runtime. Also reads "
+        "videos, images, folders and globs. Prints one line per frame; --output appends JSON lines. With "
+        "--events (stockroom mode): one record when a garment is placed on the table and one when it is removed.",
+        epilog="Exit codes: 0 input processed (even with unreadable images), 2 usage or set-up error, 1 other "
+        "failure. A summary goes to stderr at the end.",
+    )
+    g = p.add_argument_group("input")
+    g.add_argument("--source", default="auto",
+                   help="auto (Pi camera, else camera 0), picamera, a camera index or /dev/videoN, a video file or "
+                   "stream URL, an image file, a folder (all images under it, sorted) or a quoted glob "
+                   "(default auto)")
+    g.add_argument("--realtime", action="store_true",
+                   help="read a video file at its own frame rate, as a camera delivers frames")
+    g.add_argument("--camera-timeout", type=_seconds, default=10.0,
+                   help="give up on a camera that delivers no fresh frame for this many seconds (default 10)")
+    g.add_argument("--max-frames", type=_positive, help="stop after N frames")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", type=Path, default=models.INT8_MODEL, help="the .tflite model (default: shipped int8)")
+    g.add_argument("--labels", type=Path,
+                   help="labels file, one per line in score order (default: labels.txt beside the model)")
+    g.add_argument("--threshold", type=_probability,
+                   help="below this confidence the label is 'unknown' (default: the threshold calibrated for the model, "
+                   "from its model_card.json; 0.5 where the card has none)")
+    g.add_argument("--top-k", type=_positive, default=3, help="classes listed per record (default 3)")
+    g.add_argument("--threads", type=_threads, help="interpreter threads, 1 to 64 (default: the runtime's choice)")
+    g.add_argument("--kernels", choices=KERNELS, default="default",
+                   help="default: the runtime's fast kernels, whose int8 rounding can differ by one step between "
+                   "an ARM board and a PC; reference: portable kernels that give the same integers on every "
+                   "machine and runtime, much slower (docs/benchmarks.md)")
+
+    g = p.add_argument_group("what the model sees")
+    g.add_argument("--roi", type=_roi, help="X,Y,WIDTH,HEIGHT: crop this region of each frame first (a fixed camera "
+                   "over a packing table)")
+    g.add_argument("--background", type=Path,
+                   help="a picture of the empty scene from the same fixed camera: what differs from it is the garment")
+    g.add_argument("--segment", choices=["auto", "fast", "grabcut"], default="auto",
+                   help="how the garment is cut out of a photo: grabcut (colour GrabCut, cleaner outlines on beds and "
+                   "floors, tens of ms a photo), fast (grey difference from the picture's edge, under 1 ms), or auto: "
+                   "grabcut for image files, fast for video and cameras (default auto). --background overrides both")
+    g.add_argument("--smooth", type=_positive,
+                   help="a record per frame: average the scores of the last N frames of a live source or video, so "
+                   "the label does not flicker (default 1: off)")
+
+    g = p.add_argument_group("output")
+    g.add_argument("--output", type=Path, help="append one JSON object per record to this file, one write per line")
+    g.add_argument("--quiet", action="store_true", help="no per-record lines on stdout (JSON and summary only)")
+    g.add_argument("--show", action="store_true", help="show an annotated preview window (needs a display)")
+    g.add_argument("--dump-input", type=Path, metavar="DIR",
+                   help="save exactly what the model saw (28x28 PNG) into DIR: for each frame, or with --events for "
+                   "each placed item")
+    g.add_argument("--raw", action="store_true",
+                   help="a record per frame: add the model's output tensor as stored (e.g. int8 integers) as 'raw'; "
+                   "make pi-check compares these bit for bit")
+
+    g = p.add_argument_group("stockroom mode")
+    g.add_argument("--events", action="store_true",
+                   help="(cameras, streams, video files) one 'placed' record when a garment has stood "
+                   "still on the table for --settle seconds (classified over its still frames) and one 'removed' "
+                   "record when the table is empty again, instead of one record per frame")
+    g.add_argument("--settle", type=_seconds,
+                   help="seconds a garment must stand still before it is classified (default 0.5)")
+    g.add_argument("--save-items", type=Path, metavar="DIR",
+                   help="each placed item's sharpest still frame as DIR/<label>/<id>.jpg (and what the "
+                   "model saw beside it): the layout fashion-train --photos reads")
+    g.add_argument("--mqtt", metavar="URL",
+                   help="publish each event to this broker, store and forward: "
+                   "mqtt://[user[:password]@]host[:port]/PREFIX or mqtts://... (password also from "
+                   "$CLASSIFY_CAM_MQTT_PASSWORD)")
+    g.add_argument("--device-id", help="this device's name in event ids and MQTT topics (default: the host name and "
+                   "the first 8 hex of /etc/machine-id, unique to this machine)")
+    g.add_argument("--queue", type=Path, metavar="DIR",
+                   help="with --mqtt: where events wait for the broker's acknowledgement, kept across restarts "
+                   "(default: $STATE_DIRECTORY under systemd, else ~/.local/state/classify-cam/<device-id>/)")
+
+    g = p.add_argument_group("web page")
+    g.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="serve a web page while classifying: the live picture, what the model saw, the label, the "
+                   "events and tally, and setting the region and background from a laptop (default host 127.0.0.1; "
+                   "0.0.0.0:PORT serves the LAN)")
+    g.add_argument("--config", type=Path, metavar="FILE",
+                   help="settings saved from the web page (region, background, token), read at start; flags given "
+                   "on the command line win")
+
+    g = p.add_argument_group("checking the device")
+    g.add_argument("--doctor", action="store_true",
+                   help="check the runtime, model, labels and cameras, print what was found, and exit")
+    return p
+
+
+def parse(argv=None) -> Options:
+    """The command line as Options, or one line and exit 2."""
+    p = build_parser()
+    ns = vars(p.parse_args(argv))
+    other_mode = FRAMES_ONLY if ns["events"] else EVENTS_ONLY
+    wrong = [flag for key, flag in other_mode.items() if ns[key] not in (None, False)]
+    if wrong and not ns["doctor"]:
+        verb = "is" if len(wrong) == 1 else "are"
+        if ns["events"]:
+            p.error(f"{', '.join(wrong)} {verb} for a record per frame, not for --events")
+        p.error(f"{', '.join(wrong)} {verb} for stockroom mode: add --events")
+    if ns["queue"] is not None and not ns["mqtt"]:
+        p.error("--queue goes with --mqtt (it is where events wait for the broker)")
+    if ns["serve"] is not None:
+        host, _, port = ns["serve"].rpartition(":")
+        if not port.isdigit() or not 0 <= int(port) < 65536:
+            p.error(f"--serve {ns['serve']!r}: give PORT or HOST:PORT")
+        ns["serve"] = f"{host or '127.0.0.1'}:{port}"
+    ns["device_id"] = ns["device_id"] or default_device_id()
+    if not ns["device_id"].replace("-", "").replace("_", "").replace(".", "").isalnum():
+        p.error(f"--device-id {ns['device_id']!r}: letters, digits, '-', '_' and '.' only (it is an MQTT topic level)")
+    if ns["labels"] is None:
+        import models
+
+        beside = ns["model"].parent / "labels.txt"
+        ns["labels"] = beside if beside.is_file() else models.LABELS
+    ns["settle"] = 0.5 if ns["settle"] is None else ns["settle"]
+    ns["smooth"] = 1 if ns["smooth"] is None else ns["smooth"]
+    names = {f.name for f in fields(Options)}
+    return Options(**{k: v for k, v in ns.items() if k in names})
+
+
+def default_device_id() -> str:
+    """The host name and the first 8 hex of /etc/machine-id: every Pi is called 'raspberrypi', each machine-id
+    is its own. Without a machine-id, the network card's address stands in."""
+    import socket
+    import uuid
+
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname()) or "classify-cam"
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            machine = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if len(machine) >= 8 and all(c in "0123456789abcdef" for c in machine[:8]):
+            return f"{host}-{machine[:8]}"
+    return f"{host}-{uuid.getnode() & 0xFFFFFFFF:08x}"

@@ -1,0 +1,101 @@
+"""The loop's step in stockroom mode: frames to the tracker, its events to item photos and the MQTT queue.
+
+classify-cam's loop (device/cli.py) hands each frame here and writes what comes back to the log,
+the screen and the page, exactly as it does a per-frame record. What only stockroom mode has
+happens here, in this order for each event: the item's photo (a photo that cannot be written is a
+warning on the event, never a lost event), then the event onto the broker's queue on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from device.output import write_picture
+from device.spec import folder_name, picture
+from device.stockroom.tracker import EventSettings, Tracker
+
+log = logging.getLogger("classify-cam")
+DRAIN_S = 10.0  # at the end of a file source: how long to wait for the broker to take the queue
+
+
+class StockroomStep:
+    """One `placed` and one `removed` record per item; returns [(event, model input or None)] per frame."""
+
+    def __init__(self, model, settings, device_id: str, settle: float, save_items: Path | None = None,
+                 broker=None, queue_dir: Path | None = None):
+        self.tracker = Tracker(model, device_id, settings.threshold, settings.top_k, settings.roi,
+                               settings.background, EventSettings(settle=settle), keep_photo=bool(save_items))
+        self.save_items = save_items
+        self.frames, self.placed = 0, Counter()
+        self.publisher = None
+        if broker is not None:
+            from device.stockroom import mqtt
+
+            queue = mqtt.Queue(queue_dir)
+            self.tracker.tally.update(queue.tally())
+            self.publisher = mqtt.Publisher(broker, device_id, queue, self.tracker.tally)
+            waiting = len(queue)
+            log.info("events to %s (queue %s%s)", broker, queue.folder,
+                     f", {waiting} waiting from before" if waiting else "")
+        self.left = 0
+
+    @property
+    def seen(self):
+        return self.tracker.last_input
+
+    @property
+    def tally(self) -> Counter:
+        return self.tracker.tally
+
+    def __call__(self, frame, index: int) -> list[tuple[dict, object]]:
+        if frame.image is None:
+            return []
+        self.frames += 1
+        out = []
+        for event in self.tracker.feed(frame):
+            seen = None
+            if event["event"] == "placed":
+                self.placed[event["label"]] += 1
+                seen = self.tracker.photo_input if self.save_items else self.tracker.last_input
+                if self.save_items:
+                    self.item_photo(event)
+            if self.publisher:
+                self.publisher.publish(event, self.tracker.tally)
+            out.append((event, seen))
+        return out
+
+    def item_photo(self, event: dict) -> None:
+        """DIR/<label>/<id>.jpg (full resolution) and <id>.input.png (what the model saw): the layout
+        fashion-train --photos reads. A photo that cannot be written becomes a warning on the event."""
+        label_dir = Path(self.save_items) / folder_name(event["label"])
+        try:
+            label_dir.mkdir(parents=True, exist_ok=True)
+            write_picture(label_dir / f"{event['id']}.jpg", self.tracker.photo)
+            write_picture(label_dir / f"{event['id']}.input.png", picture(self.tracker.photo_input))
+        except OSError as exc:
+            event["warning"] = f"photo not saved: {exc.strerror or exc}"
+            log.warning("warning: cannot write --save-items %s: %s; the event is kept without its photo", label_dir,
+                        exc.strerror or exc)
+
+    @staticmethod
+    def describe(event: dict) -> str:
+        if event["event"] == "placed":
+            return (f"[item {event['item']}] placed: {event['label']} {event['confidence']:.2f} "
+                    f"({event['frames']} frames)")
+        return f"[item {event['item']}] removed after {event['dwell_s']:.1f} s"
+
+    def close(self, live_source: bool) -> None:
+        """Give the broker a while to take the queue (a camera is being stopped: short), then disconnect."""
+        if self.publisher:
+            self.left = self.publisher.close(2.0 if live_source else DRAIN_S)
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k} {n}" for k, n in self.placed.most_common()) or "-"
+        queued = ""
+        if self.publisher:
+            queued = (f"; {self.left} events still queued for the broker" if self.left
+                      else "; every event delivered to the broker")
+        return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}), "
+                f"{self.tracker.inferences} inferences{queued}")
