@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data test-packages demo test test-lean pi-check model clean
+.PHONY: setup data test-packages check-parts demo test test-lean pi-check model clean
 
 setup: $(STAMP) data test-packages
 
@@ -30,8 +30,8 @@ data:
 
 # What the tests use from Debian beside the data: the system's own Python with apt-built NumPy
 # modules (python3-scipy), for the Raspberry Pi install script's test; a real MQTT broker (mosquitto)
-# for stockroom mode; a real browser (chromium) for the web page. Skipped where apt-get is absent
-# (those tests then skip, saying why).
+# for stockroom mode; a real browser (chromium) for the web page. Where they cannot be installed the
+# tests that need them skip, saying why; under CI=true they fail instead (check-parts says what is missing).
 TEST_PACKAGES := python3-venv python3-scipy mosquitto mosquitto-clients chromium
 test-packages:
 	@if { /usr/bin/python3 -s -c 'import scipy.ndimage' && command -v mosquitto_passwd && command -v chromium; } \
@@ -41,34 +41,56 @@ test-packages:
 	  echo "installing test packages: $$SUDO apt-get install $(TEST_PACKAGES)"; \
 	  $$SUDO apt-get install -y -q $(TEST_PACKAGES) >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $(TEST_PACKAGES) >/dev/null; } || \
-	  echo "could not install $(TEST_PACKAGES): the install-script test will skip"; fi
+	  echo "could not install $(TEST_PACKAGES): the tests that need them skip (and fail under CI=true)"; fi
+
+# Under CI=true every real part the tests use must be here: one line for each that is not, then exit 1,
+# before minutes of tests (the tests themselves fail, never skip, on a missing part under CI=true too).
+check-parts:
+	@if [ "$$CI" = true ]; then missing=0; \
+	  command -v mosquitto >/dev/null 2>&1 || \
+	    { echo "CI=true: mosquitto is missing from PATH: sudo apt-get install mosquitto mosquitto-clients"; missing=1; }; \
+	  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	    { echo "CI=true: chromium is missing: sudo apt-get install chromium"; missing=1; }; \
+	  /usr/bin/python3 -s -c 'import scipy.ndimage' >/dev/null 2>&1 || \
+	    { echo "CI=true: python3-scipy is missing: sudo apt-get install python3-scipy"; missing=1; }; \
+	  [ -f "$${FASHION_MNIST_DIR:-$(DATA)}/t10k-images-idx3-ubyte.gz" ] || \
+	    { echo "CI=true: Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; missing=1; }; \
+	  [ -d ../shared/real-photos-dev ] || \
+	    { echo "CI=true: ../shared/real-photos-dev is missing: the real-photo set beside the checkout"; missing=1; }; \
+	  exit $$missing; fi
 
 demo: setup
 	$(BIN)/python -m tools.demo --out build/demo
 	$(BIN)/classify-cam --source build/demo --output build/demo.jsonl --dump-input build/demo-seen
 
-test: setup
+test: setup check-parts
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-lean
 
-# The device as a Pi gets it: plain (non-editable) installs of each device extra, no TensorFlow,
-# running the device tests, and the shipped model found from another working directory. The
-# stockroom and web-page suites (minutes each, the same code on the same libraries) run once, in .venv.
-LEAN_TESTS := tests/device --ignore=tests/device/test_stockroom.py --ignore=tests/device/test_web.py
+# The device as a Pi gets it: plain (non-editable) installs of each device extra, no TensorFlow. The
+# device tests, stockroom mode and the page included, run from a copy of tests/ outside the checkout's
+# import path, so what they import and run is the installed wheel (a test checks that).
+LEAN_COPY := build/lean-tests
+LEAN_TESTS := tests/device
 test-lean: .venv-device/.installed
-	EXPECT_RUNTIME=ai-edge-litert .venv-device/bin/python -m pytest -q $(LEAN_TESTS)
+	@rm -rf $(LEAN_COPY) && mkdir -p $(LEAN_COPY) && cp -r tests $(LEAN_COPY)/
+	cd $(LEAN_COPY) && FASHION_EDGE_ROOT=$(CURDIR) EXPECT_RUNTIME=ai-edge-litert \
+	  $(CURDIR)/.venv-device/bin/python -m pytest -q -p no:cacheprovider --rootdir . $(LEAN_TESTS)
 	cd /tmp && $(CURDIR)/.venv-device/bin/classify-cam --doctor
 	@if $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] > (3, 11))'; then \
 	  $(MAKE) --no-print-directory .venv-tflite/.installed && \
-	  EXPECT_RUNTIME=tflite-runtime .venv-tflite/bin/python -m pytest -q $(LEAN_TESTS) && \
+	  cd $(LEAN_COPY) && FASHION_EDGE_ROOT=$(CURDIR) EXPECT_RUNTIME=tflite-runtime \
+	    $(CURDIR)/.venv-tflite/bin/python -m pytest -q -p no:cacheprovider --rootdir . $(LEAN_TESTS) && \
 	  (cd /tmp && $(CURDIR)/.venv-tflite/bin/classify-cam --doctor); \
 	else echo "tflite-runtime has no wheels for this Python (> 3.11): its lean check is skipped"; fi
 
-.venv-device/.installed .venv-tflite/.installed: .venv-%/.installed: pyproject.toml $(wildcard device/*.py tools/*.py models/*)
+.venv-device/.installed .venv-tflite/.installed: .venv-%/.installed: pyproject.toml \
+  $(wildcard device/*.py device/*/*.py device/web/page.html tools/*.py train/*.py models/*)
 	@test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
 	.venv-$*/bin/python -m pip install --quiet --upgrade pip
 	.venv-$*/bin/python -m pip install --quiet --force-reinstall --no-deps . && \
-	  .venv-$*/bin/python -m pip install --quiet ".[$(if $(filter tflite,$*),device-tflite,device)]" pytest
+	  .venv-$*/bin/python -m pip install --quiet ".[$(if $(filter tflite,$*),device-tflite,device)]" pytest \
+	    websocket-client
 	@touch $@
 
 # The emulated Raspberry Pi (arm64) check: needs root and about 600 MB; not part of make test.

@@ -203,10 +203,10 @@ def parse(argv=None) -> Options:
     other_mode = FRAMES_ONLY if ns["events"] else EVENTS_ONLY
     wrong = [flag for key, flag in other_mode.items() if ns[key] not in (None, False)]
     if wrong and not ns["doctor"]:
-        verb = "is" if len(wrong) == 1 else "are"
+        one = len(wrong) == 1
         if ns["events"]:
-            p.error(f"{', '.join(wrong)} {verb} for a record per frame, not for --events")
-        p.error(f"{', '.join(wrong)} {verb} for stockroom mode: add --events")
+            p.error(f"{', '.join(wrong)} {'is' if one else 'are'} for a record per frame, not for --events")
+        p.error(f"{', '.join(wrong)} {'goes' if one else 'go'} with --events (stockroom mode)")
     if ns["queue"] is not None and not ns["mqtt"]:
         p.error("--queue goes with --mqtt (it is where events wait for the broker)")
     if ns["serve"] is not None:

@@ -3,7 +3,7 @@
 The real install stands in for a Raspberry Pi OS Bookworm: Debian's own Python 3.11 with apt's
 python3-scipy (built for the system's NumPy 1.24, like apt's simplejpeg under picamera2) and a
 stand-in picamera2 that imports it. make setup installs python3-scipy; the test skips, saying
-why, where it is absent.
+why, where it is absent (and fails under CI=true).
 """
 
 import json
@@ -11,9 +11,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from tests.conftest import ROOT
+from tests.conftest import ROOT, need
 
 SCRIPT = ROOT / "deploy" / "install-pi.sh"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -76,9 +74,8 @@ def system_has_apt_numpy() -> bool:
     return subprocess.run([SYSTEM_PYTHON, "-s", "-c", "import numpy, scipy.ndimage"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not system_has_apt_numpy(),
-                    reason="needs Debian's python3 with apt's python3-scipy (make setup installs it with apt-get)")
 def test_real_install_keeps_the_system_numpy_for_apt_modules(tmp_path, test_images):
+    need(system_has_apt_numpy(), "Debian's python3 with apt's python3-scipy", "sudo apt-get install python3-scipy")
     from tests.conftest import make_jpeg
     from tools.demo import render_photo
 
