@@ -76,12 +76,12 @@ test-lean: .venv-device/.installed
 	@rm -rf $(LEAN_COPY) && mkdir -p $(LEAN_COPY) && cp -r tests $(LEAN_COPY)/
 	cd $(LEAN_COPY) && FASHION_EDGE_ROOT=$(CURDIR) EXPECT_RUNTIME=ai-edge-litert \
 	  $(CURDIR)/.venv-device/bin/python -m pytest -q -p no:cacheprovider --rootdir . $(LEAN_TESTS)
-	cd /tmp && $(CURDIR)/.venv-device/bin/classify-cam --doctor
+	cd /tmp && $(CURDIR)/.venv-device/bin/classify-cam --doctor --source $(CURDIR)/docs/before-after.png
 	@if $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] > (3, 11))'; then \
 	  $(MAKE) --no-print-directory .venv-tflite/.installed && \
 	  cd $(LEAN_COPY) && FASHION_EDGE_ROOT=$(CURDIR) EXPECT_RUNTIME=tflite-runtime \
 	    $(CURDIR)/.venv-tflite/bin/python -m pytest -q -p no:cacheprovider --rootdir . $(LEAN_TESTS) && \
-	  (cd /tmp && $(CURDIR)/.venv-tflite/bin/classify-cam --doctor); \
+	  (cd /tmp && $(CURDIR)/.venv-tflite/bin/classify-cam --doctor --source $(CURDIR)/docs/before-after.png); \
 	else echo "tflite-runtime has no wheels for this Python (> 3.11): its lean check is skipped"; fi
 
 .venv-device/.installed .venv-tflite/.installed: .venv-%/.installed: pyproject.toml \

@@ -16,7 +16,8 @@
 # Run it again at any time: it reuses the venv and installs only what is missing or wrong.
 #
 # Overrides (mostly for tests): PYTHON (default /usr/bin/python3), PIP_ARGS (extra pip arguments),
-# SYSTEMD_UNIT_DIR (default /etc/systemd/system), SYSTEMCTL (default systemctl).
+# SYSTEMD_UNIT_DIR (default /etc/systemd/system), SYSTEMCTL (default systemctl), DOCTOR_SOURCE (the
+# --source --doctor tries; default: auto, the camera).
 set -eu
 
 usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -113,7 +114,13 @@ if [ -n "$SYS_PICAMERA" ]; then
   say "picamera2 imports inside $VENV"
 fi
 say "NumPy $VENV_NUMPY in force; running classify-cam --doctor"
-"$VENV/bin/classify-cam" --doctor || die "classify-cam --doctor found a problem (above)"
+doctor=0
+"$VENV/bin/classify-cam" --doctor --source "${DOCTOR_SOURCE:-auto}" || doctor=$?
+case $doctor in
+  0) ;;
+  1) say "installed: the model runs here, but no camera gave a frame yet (above): connect one, or give --source" ;;
+  *) die "classify-cam --doctor found a problem (above)" ;;
+esac
 
 # 4. The service.
 if [ "$SERVICE" = 1 ]; then

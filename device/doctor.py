@@ -1,4 +1,9 @@
-"""classify-cam --doctor: what this device has, and whether it can run the model."""
+"""classify-cam --doctor: what this device has, and whether it can run the model on its --source.
+
+Exit 0 "OK: ready to classify" only when the model runs here AND the source gave a frame (and the
+broker answered, with --mqtt); 2 when the model, runtime, labels or card cannot run; 1 when they can
+but the source or the broker cannot be used yet (no camera connected, a broker that does not answer).
+"""
 
 from __future__ import annotations
 
@@ -49,11 +54,77 @@ def doctor(opts) -> int:
         print(f"  {kind:<9} {np.dtype(detail['dtype']).name} {[int(s) for s in detail['shape']]} scale {scale:.6g} "
               f"zero point {zero}")
     print(f"labels      {opts.labels}: {len(model.labels)} ({', '.join(model.labels)})")
-    print(f"unknown     below {threshold:.2f} confidence (the model card's calibrated threshold)")
+    calibrated = isinstance(card.read(opts.model.parent / "model_card.json").get("unknown"), dict)
+    print(f"unknown     below {threshold:.2f} confidence ("
+          + ("the model card's calibrated threshold)" if calibrated else "no calibrated threshold in a model card "
+             "beside the model: the 0.5 default; give --threshold)"))
     ok = arithmetic(opts, model) and ok
-    print("status      " + ("OK: ready to classify" if ok else "PROBLEM: see above"))
+    if not ok:
+        print("status      PROBLEM: see above")
+        return 2
+    waiting = [what for what, fine in (("the source", source_check(opts)), ("the broker", broker_check(opts)))
+               if not fine]
+    print("status      " + (f"NOT READY: the model runs here, but {' and '.join(waiting)} cannot be used yet (above)"
+                            if waiting else "OK: ready to classify"))
     sys.stdout.flush()
-    return 0 if ok else 2
+    return 1 if waiting else 0
+
+
+def source_check(opts) -> bool:
+    """Open --source and take one frame from it, as classify-cam would."""
+    from device import sources
+
+    source = None
+    try:
+        source = sources.open_source(opts.source, min(opts.camera_timeout, 5.0))
+        frame = next(iter(source.frames()), None)
+        if frame is None or frame.image is None:
+            raise sources.SourceError(frame.error if frame is not None else "no frame came")
+    except (sources.SourceError, sources.CameraLost) as exc:
+        print(f"source      PROBLEM: {sources.printable(opts.source)}: {exc}")
+        return False
+    finally:
+        if source is not None:
+            source.close()
+    print(f"source      OK: {source.name} gave a {frame.image.shape[1]}x{frame.image.shape[0]} frame")
+    return True
+
+
+def broker_check(opts) -> bool:
+    """With --mqtt: connect once (5 s at most) and say whether the broker took the login."""
+    if not opts.mqtt:
+        return True
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from device.stockroom.mqtt import MqttUrlError, parse_url, reason
+
+    try:
+        broker = parse_url(opts.mqtt)
+    except MqttUrlError as exc:
+        print(f"mqtt        PROBLEM: {exc}")
+        return False
+    answered, result = threading.Event(), []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_connect = lambda c, u, f, code, p: (result.append(code), answered.set())
+    if broker.user:
+        client.username_pw_set(broker.user, broker.password)
+    if broker.tls:
+        client.tls_set()
+    try:
+        client.connect(broker.host, broker.port, keepalive=10)
+        client.loop_start()
+        answered.wait(5)
+    except OSError as exc:
+        result = [reason(exc)]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    code = result[0] if result else "no answer to the login"
+    fine = not isinstance(code, str) and not code.is_failure
+    print(f"mqtt        {'OK: ' + str(broker) + ' took the login' if fine else f'PROBLEM: {broker}: {code}'}")
+    return fine
 
 
 def arithmetic(opts, model) -> bool:

@@ -128,7 +128,8 @@ def build_parser() -> OneLineParser:
     g.add_argument("--labels", type=Path,
                    help="labels file, one per line in score order (default: labels.txt beside the model)")
     g.add_argument("--threshold", type=_probability,
-                   help="below this confidence the label is 'unknown' (default: the threshold calibrated for the model, "
+                   help="below this confidence the label is 'unknown' (default: the threshold calibrated for the "
+                   "model, "
                    "from its model_card.json; 0.5 where the card has none)")
     g.add_argument("--top-k", type=_positive, default=3, help="classes listed per record (default 3)")
     g.add_argument("--threads", type=_threads, help="interpreter threads, 1 to 64 (default: the runtime's choice)")
@@ -214,7 +215,10 @@ def parse(argv=None) -> Options:
         if not port.isdigit() or not 0 <= int(port) < 65536:
             p.error(f"--serve {ns['serve']!r}: give PORT or HOST:PORT")
         ns["serve"] = f"{host or '127.0.0.1'}:{port}"
-    ns["device_id"] = ns["device_id"] or default_device_id()
+    if not ns["device_id"]:
+        from device.host import default_device_id
+
+        ns["device_id"] = default_device_id()
     if not ns["device_id"].replace("-", "").replace("_", "").replace(".", "").isalnum():
         p.error(f"--device-id {ns['device_id']!r}: letters, digits, '-', '_' and '.' only (it is an MQTT topic level)")
     if ns["labels"] is None:
@@ -226,20 +230,3 @@ def parse(argv=None) -> Options:
     ns["smooth"] = 1 if ns["smooth"] is None else ns["smooth"]
     names = {f.name for f in fields(Options)}
     return Options(**{k: v for k, v in ns.items() if k in names})
-
-
-def default_device_id() -> str:
-    """The host name and the first 8 hex of /etc/machine-id: every Pi is called 'raspberrypi', each machine-id
-    is its own. Without a machine-id, the network card's address stands in."""
-    import socket
-    import uuid
-
-    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname()) or "classify-cam"
-    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
-        try:
-            machine = Path(path).read_text().strip()
-        except OSError:
-            continue
-        if len(machine) >= 8 and all(c in "0123456789abcdef" for c in machine[:8]):
-            return f"{host}-{machine[:8]}"
-    return f"{host}-{uuid.getnode() & 0xFFFFFFFF:08x}"

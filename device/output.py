@@ -17,6 +17,41 @@ class OutputError(OSError):
     """A write that failed (a full disk, a vanished USB stick); the message says what and where."""
 
 
+class Outputs:
+    """Where each record goes (the log, the screen, the dump folder), with one rule for a write that fails.
+
+    A record per frame: the run stops (exit 1, one line), since nothing else keeps the record.
+    Stockroom mode: the event is already on the broker's queue and the page, and the next garment
+    matters more than this log line: a warning, counted in the summary, and the run goes on.
+    """
+
+    def __init__(self, log, screen, dump_folder: Path | None, keep_going: bool):
+        self.log, self.screen, self.dump_folder, self.keep_going = log, screen, dump_folder, keep_going
+        self.failed, self.first_failure = 0, ""
+
+    def write(self, record: dict, x, index: int, line: str) -> None:
+        try:
+            if self.log:
+                self.log.write(record)  # one whole line or none
+            if self.dump_folder and x is not None:
+                dump_input(self.dump_folder, index, record.get("source", ""), record.get("label", "unknown"), x)
+        except OutputError as exc:
+            if not self.keep_going:
+                raise
+            if not self.failed:
+                self.first_failure = str(exc)
+                print(f"classify-cam: warning: {exc}; the events go on to the broker and the page", file=sys.stderr)
+            self.failed += 1
+        self.screen.line(line)
+
+    def summary(self) -> str:
+        return f"; {self.failed} records not written ({self.first_failure})" if self.failed else ""
+
+    def close(self) -> None:
+        if self.log:
+            self.log.close()
+
+
 class JsonLog:
     """Append one JSON object per line; a failed write leaves the file ending in a whole line.
 
@@ -79,24 +114,41 @@ def write_picture(path: Path, image: np.ndarray) -> None:
     """Encode a grey, RGB (turned to BGR here) picture by the path's suffix and write it; OSError on failure.
 
     Encoded in memory and written by Python, so any file name the file system takes works (a name
-    that is not UTF-8, from a FAT USB stick, crashed cv2.imwrite); nothing partial is left behind.
+    that is not UTF-8, from a FAT USB stick, crashed cv2.imwrite). Written whole or not at all: a
+    temporary file beside it, then a rename, so a full disk, a SIGTERM or a power cut never leaves an
+    empty or partial picture under the real name (a background.png that a config names, say).
     """
     import cv2
 
     path = Path(path)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[2] == 3 else image
     ok, data = cv2.imencode(path.suffix, bgr)
+    if not ok:
+        raise OSError(f"{path.suffix} encoding failed")
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        if not ok:
-            raise OSError(f"{path.suffix} encoding failed")
-        with open(path, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     except OSError:
         try:
-            path.unlink(missing_ok=True)  # no empty or partial picture left behind
+            tmp.unlink(missing_ok=True)
         except OSError:
             pass
         raise
+
+
+def writable_folder(folder: Path, flag: str) -> None:
+    """Make the folder and write a file into it, or OutputError naming the flag: found at set-up."""
+    probe = Path(folder) / ".classify-cam-probe"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write {flag} {folder}: {exc.strerror or exc}") from None
 
 
 def dump_input(folder: Path, index: int, source: str, label: str, x: np.ndarray) -> None:

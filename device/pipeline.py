@@ -115,6 +115,7 @@ class FrameStep:
     """A record per frame (or per image): the loop's step when it is not in stockroom mode."""
 
     tally = None  # no items are counted
+    busy = False  # nothing tells whether a table is empty: the page lets a background be taken
 
     def __init__(self, model: Model, settings: LabelSettings, live: bool):
         self.labeller = Labeller(model, settings, live)

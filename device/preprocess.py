@@ -47,14 +47,14 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
 
 
 def crop(frame: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.ndarray:
-    """roi = (x, y, width, height) in frame pixels, clipped to the frame."""
+    """roi = (x, y, width, height) in frame pixels, wholly inside the frame: a region that reaches outside
+    is refused, never clipped into another region than the one asked for."""
     if roi is None:
         return frame
     x, y, w, h = roi
-    out = frame[max(y, 0): y + h, max(x, 0): x + w]
-    if out.size == 0:
-        raise ValueError(f"--roi {x},{y},{w},{h} lies outside the {frame.shape[1]}x{frame.shape[0]} frame")
-    return out
+    if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > frame.shape[1] or y + h > frame.shape[0]:
+        raise ValueError(f"--roi {x},{y},{w},{h} reaches outside the {frame.shape[1]}x{frame.shape[0]} picture")
+    return frame[y: y + h, x: x + w]
 
 
 def _percentiles(values: np.ndarray, qs) -> list[int]:

@@ -26,6 +26,7 @@ class Step:
     label: int | None = None
     next_image: np.ndarray | None = None  # for "swap"
     next_label: int | None = None
+    on_table: bool = False  # "garment": already lying still at the first frame (a restart), no slide in
 
 
 class Table:
@@ -90,7 +91,7 @@ def render(path: Path, steps: list[Step], size=(640, 480), fps: int = 10, seed: 
         elif step.kind in ("garment", "swap"):
             alpha, value = table.garment(step.image)
             cx, cy = (table.w - alpha.shape[1]) // 2, (table.h - alpha.shape[0]) // 2
-            for i in range(slide):  # slide in from the left
+            for i in range(0 if step.on_table else slide):  # slide in from the left
                 x = int(-alpha.shape[1] + (cx + alpha.shape[1]) * (i + 1) / slide)
                 out.write(table.frame([(alpha, value, x, cy)]))
             for _ in range(max(n - 2 * slide, 0)):

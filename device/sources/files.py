@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from device.runtime import quiet_stderr
 from device.sources.base import Frame, Source, cv_message
 
+log = logging.getLogger("classify-cam")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".gif"}
 MAX_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 50_000_000))  # set in device/__init__.py
 
@@ -56,8 +58,9 @@ def read_image(path: Path) -> np.ndarray:
 
 
 class ImageFiles(Source):
-    def __init__(self, paths: list[Path]):
+    def __init__(self, paths: list[Path], name: str = ""):
         self.paths = paths
+        self.name = name or (str(paths[0]) if len(paths) == 1 else f"{len(paths)} image files")
         self.first = None  # (path, picture) already decoded by a check: not decoded twice
 
     def frames(self) -> Iterator[Frame]:
@@ -77,5 +80,35 @@ class ImageFiles(Source):
 
 
 def images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.parts[-1:]))
+    """Every image file under folder, sorted, at any depth.
+
+    Walked with a list of folders still to visit, not by recursion, so no depth of folders is too deep;
+    a folder reached twice (a symlink loop) is walked once; a folder that cannot be read is said and
+    skipped; hidden files and folders (names starting with '.') are left out.
+    """
+    found, todo, seen, unreadable = [], [Path(folder)], set(), []
+    while todo:
+        here = todo.pop()
+        try:
+            key = (here.stat().st_dev, here.stat().st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            entries = list(os.scandir(here))
+        except OSError as exc:
+            unreadable.append(f"{here} ({exc.strerror or exc})")
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    todo.append(Path(entry.path))
+                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    found.append(Path(entry.path))
+            except OSError:  # a dangling symlink, a name the file system refuses to stat
+                continue
+    if unreadable:
+        log.warning("warning: %d folders could not be read and were skipped: %s", len(unreadable),
+                    "; ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else ""))
+    return sorted(found)

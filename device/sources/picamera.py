@@ -7,39 +7,76 @@ from typing import Iterator
 
 import numpy as np
 
-from device.sources.base import Frame, Source, SourceError
+from device.sources.base import Frame, Source, SourceError, Stale
 
 
 class PiCamera(Source):
     """The Raspberry Pi camera through picamera2 (from apt: python3-picamera2), imported lazily.
 
-    We ask for a small YUV420 stream: its first plane (Y) is already the greyscale picture, so
-    no colour conversion is needed at all.
+    Grey is enough for the model: a YUV420 stream, whose first plane (Y) is the grey picture with no
+    conversion at all. Colour when item photos or the page need it: an "RGB888" stream (picamera2's
+    RGB888 is B, G, R in memory), turned into RGB here at the edge. A capture that does not come within
+    a second or two, or the same picture over and over, is a stall: the stall rule every camera shares.
     """
 
     live = True
+    CAPTURE_WAIT_S = 2.0  # the longest a single capture may take before it counts as a stall
 
-    def __init__(self, size=(640, 480), index: int = 0):
-        Picamera2 = import_picamera2()
-        if not Picamera2.global_camera_info():
+    def __init__(self, size=(640, 480), index: int = 0, timeout: float = 10.0, colour: bool = False):
+        self.Picamera2 = import_picamera2()
+        if not self.Picamera2.global_camera_info():
             raise SourceError("no Raspberry Pi camera found")
-        self.name = f"picamera:{index}"
-        self.size = size
-        self.cam = Picamera2(index)
-        config = self.cam.create_video_configuration(main={"size": size, "format": "YUV420"}, buffer_count=2)
-        self.cam.configure(config)
-        self.cam.start()
+        self.name, self.index, self.size, self.timeout, self.colour = f"picamera:{index}", index, size, timeout, colour
+        self.cam = None
+        self.cam = self._start()
+
+    def _start(self):
+        cam = self.Picamera2(self.index)
+        stream = {"size": self.size, "format": "RGB888" if self.colour else "YUV420"}
+        cam.configure(cam.create_video_configuration(main=stream, buffer_count=2))
+        cam.start()
+        return cam
+
+    def _capture(self):
+        """One frame as the model's convention wants it, or None when none came in time."""
+        w, h = self.size
+        try:
+            array = self.cam.capture_array("main", wait=min(self.CAPTURE_WAIT_S, self.timeout))
+        except TimeoutError:
+            return None
+        if self.colour:  # (h, stride // 3, 3): B, G, R
+            return np.ascontiguousarray(array[:h, :w, 2::-1])
+        return np.ascontiguousarray(array[:h, :w])  # (h * 3 / 2, stride): the Y plane is the first h rows
+
+    def _reopen(self) -> bool:
+        self.close()
+        try:
+            self.cam = self._start()
+        except Exception:  # noqa: BLE001 (libcamera raises its own kinds while a camera is gone)
+            self.cam = None
+            return False
+        return self._capture() is not None
 
     def frames(self) -> Iterator[Frame]:
-        w, h = self.size
+        stale = Stale()
         while True:
             t = time.perf_counter()
-            yuv = self.cam.capture_array("main")  # (h * 3 / 2, stride) uint8
-            yield Frame(self.name, np.ascontiguousarray(yuv[:h, :w]), (time.perf_counter() - t) * 1000, None, time.time())
+            image = self._capture() if self.cam is not None else None
+            if image is None or stale(image):
+                if self.stop.is_set() or not self.recover(self._reopen):
+                    return
+                stale.reset()
+                continue
+            yield Frame(self.name, image, (time.perf_counter() - t) * 1000, None, time.time())
 
     def close(self) -> None:
-        self.cam.stop()
-        self.cam.close()
+        if self.cam is not None:
+            try:
+                self.cam.stop()
+                self.cam.close()
+            except Exception:  # noqa: BLE001 (closing a camera that already went away)
+                pass
+            self.cam = None
 
 
 class PicameraBroken(SourceError):

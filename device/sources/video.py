@@ -8,9 +8,7 @@ import os
 import time
 from typing import Iterator
 
-import numpy as np
-
-from device.sources.base import CameraLost, Frame, Source, SourceError
+from device.sources.base import Frame, Source, SourceError, Stale, printable
 
 log = logging.getLogger("classify-cam")
 
@@ -21,31 +19,33 @@ class VideoCapture(Source):
     """A video file, stream URL or camera through OpenCV.
 
     A live camera that stops delivering (read fails, or the same frame keeps coming back) is
-    reopened with exponential backoff; after `timeout` seconds without a fresh frame it raises
-    CameraLost rather than hanging or repeating the last picture.
+    reopened by the stall rule every live source shares (Source.recover). A video file with a
+    damaged stretch is read past it: the frames OpenCV cannot decode are counted and said at the end,
+    never taken for the end of the file.
     """
 
-    STALE_REPEATS = 30  # identical frames in a row that mean the camera is frozen
+    MAX_BAD_RUN = 250  # undecodable frames in a row that mean the file has ended (or nothing more can be read)
 
     def __init__(self, target, live: bool, timeout: float = 10.0, size=(640, 480), colour: bool = False,
                  realtime: bool = False):
         import cv2
 
         self.target, self.live, self.timeout, self.size = target, live, timeout, size
-        self.colour = colour  # RGB frames (for saving item photos); grey otherwise, the cheaper conversion
+        self.colour = colour  # RGB frames (item photos, the page); grey otherwise, the cheaper conversion
         self.realtime = realtime and not live  # a video file delivered at its own frame rate, as a camera would
         # A file's time: its modification time plus each frame's timestamp, the same at any reading speed.
         self.start_t = os.path.getmtime(target) if isinstance(target, str) and os.path.isfile(target) else None
-        self.name = f"camera:{target}" if live else str(target)
+        self.name = f"camera:{printable(target)}" if live else printable(target)
         self._clock = None
+        self._cv2 = cv2
         self.cap = self._open()
         if not self.cap.isOpened():
-            raise SourceError(f"cannot open {'camera' if live else 'video'} {target}")
-        self._cv2 = cv2
+            raise SourceError(f"cannot open {'camera' if live else 'video'} {printable(target)}")
+        self.total = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
+        self.delivered = self.undecodable = 0
 
     def _open(self):
-        import cv2
-
+        cv2 = self._cv2
         if isinstance(self.target, str) and "://" in self.target:
             # A stream that accepts and never answers would hold ffmpeg 30 s whatever --camera-timeout says.
             ms = int(max(self.timeout, 0.1) * 1000)
@@ -60,32 +60,44 @@ class VideoCapture(Source):
         return cap
 
     def frames(self) -> Iterator[Frame]:
-        previous, repeats = None, 0
+        cv2, stale, bad_run = self._cv2, Stale(), 0
         while True:
             t = time.perf_counter()
             ok, bgr = self.cap.read()
-            if ok and self.live:
-                sample = bgr[::16, ::16].copy()
-                repeats = repeats + 1 if previous is not None and np.array_equal(sample, previous) else 0
-                previous = sample
-                ok = repeats < self.STALE_REPEATS
+            if ok and self.live and stale(bgr):
+                ok = False
             if not ok:
-                if not self.live or self.stop.is_set():
-                    return  # end of the video file, or asked to stop
-                if not self._recover():
-                    return  # asked to stop while reconnecting
-                previous, repeats = None, 0
+                if self.stop.is_set():
+                    return
+                if self.live:
+                    if not self.recover(self._reopen):
+                        return  # asked to stop while reconnecting
+                    stale.reset()
+                    continue
+                bad_run += 1
+                if bad_run > self.MAX_BAD_RUN or (self.total and self.cap.get(cv2.CAP_PROP_POS_FRAMES) >= self.total):
+                    return self._say_what_was_lost()
                 continue
+            if bad_run:  # a damaged stretch, and frames again after it
+                self.undecodable += bad_run
+                bad_run = 0
             # Straight to greyscale: the model is greyscale, and one conversion is cheaper than two.
-            image = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB if self.colour else self._cv2.COLOR_BGR2GRAY)
+            image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB if self.colour else cv2.COLOR_BGR2GRAY)
             capture_ms = (time.perf_counter() - t) * 1000
             if self.start_t is None:
                 stamp = time.time()
             else:
-                stamp = self.start_t + self.cap.get(self._cv2.CAP_PROP_POS_MSEC) / 1000
+                stamp = self.start_t + self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
                 if self.realtime:
                     self._wait_until(stamp)
+            self.delivered += 1
             yield Frame(self.name, image, capture_ms, None, stamp)
+
+    def _say_what_was_lost(self) -> None:
+        missing = max(self.total - self.delivered, self.undecodable)
+        if missing > 0:
+            log.warning("warning: %s: %d of %d frames could not be decoded (a damaged file?); the others were read",
+                        self.name, missing, max(self.total, self.delivered + missing))
 
     def _wait_until(self, stamp: float) -> None:
         """--realtime: deliver the frame when a camera would have (the stop flag ends the wait)."""
@@ -95,22 +107,10 @@ class VideoCapture(Source):
         if delay > 0:
             self.stop.wait(delay)
 
-    def _recover(self) -> bool:
-        """Reopen the camera with backoff until a frame comes (True); False when asked to stop meanwhile;
-        CameraLost after `timeout` seconds."""
-        deadline, delay = time.monotonic() + self.timeout, 0.1
-        while time.monotonic() < deadline:
-            log.warning("%s: no fresh frame; reopening in %.1f s", self.name, delay)
-            if self.stop.wait(delay):  # SIGTERM ends the wait at once (systemctl stop never hangs)
-                return False
-            self.cap.release()
-            self.cap = self._open()
-            if self.cap.isOpened() and self.cap.grab():
-                return True
-            if self.stop.is_set():
-                return False
-            delay = min(delay * 2, 2.0)
-        raise CameraLost(f"{self.name} delivered no fresh frame for {self.timeout:.0f} s; giving up")
+    def _reopen(self) -> bool:
+        self.cap.release()
+        self.cap = self._open()
+        return self.cap.isOpened() and self.cap.grab()
 
     def close(self) -> None:
         self.cap.release()

@@ -1,14 +1,14 @@
-"""Events to an MQTT broker, store and forward: on disk first, off the disk only when the broker has them.
+"""Events to an MQTT broker, store and forward: on disk first (queue.py), off the disk only when the broker took them.
 
 Topics under the URL's PREFIX (CONTRACT): `PREFIX/<device>/events` (each event, QoS 1, not retained),
 `PREFIX/<device>/tally` (retained: label -> placed items), `PREFIX/<device>/status` (retained
-`online`; `offline` as the last will and at a clean exit).
+`online`; `offline` as the last will and at a clean exit), and `PREFIX/<device>/claim` (retained:
+which machine uses this device id, so that two devices given the same id are told so).
 
-The queue is a folder: one file per event, named by a sequence number, written whole (a temporary
-file, fsync, rename) before anything is sent. One sender thread takes the oldest file, publishes
-it with QoS 1, waits for the broker's PUBACK, and only then deletes it: the queue drains in order,
-across broker outages (paho reconnects and resends what was in flight) and across restarts of
-classify-cam (the files are still there). At least once: an event sent again keeps its `id`.
+MQTT 5, so that the broker's answer to each event says whether it took it: an event it refuses
+(an ACL that denies the topic answers "Not authorized") stays queued, said on stderr, and is tried
+again later; it is never deleted as delivered. The connection is made by our own link thread, so
+the reason a broker cannot be reached (refused, no answer, TLS to a plain port) is said at once.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from device.host import host_name, machine_id
+
 log = logging.getLogger("classify-cam")
 PASSWORD_ENV = "CLASSIFY_CAM_MQTT_PASSWORD"
+REFUSED_RETRY_S = 30.0  # an event the broker refused is tried again after this long (an ACL may be fixed)
 
 
 class MqttUrlError(ValueError):
@@ -45,7 +48,8 @@ class Broker:
 
 
 def parse_url(url: str) -> Broker:
-    """mqtt://[user[:password]@]host[:port]/PREFIX (or mqtts://); the password may come from $CLASSIFY_CAM_MQTT_PASSWORD."""
+    """mqtt://[user[:password]@]host[:port]/PREFIX (or mqtts://); the password may also come from
+    $CLASSIFY_CAM_MQTT_PASSWORD."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -55,9 +59,11 @@ def parse_url(url: str) -> Broker:
         raise MqttUrlError(f"--mqtt {redact(url)}: the URL must start with mqtt:// or mqtts://")
     if not parts.hostname:
         raise MqttUrlError(f"--mqtt {redact(url)}: no broker host in the URL")
-    prefix = parts.path.strip("/")
-    if not prefix or any(c in prefix for c in "+#") or parts.query or parts.fragment:
+    prefix = unquote(parts.path.strip("/"))
+    if not prefix or any(c in prefix for c in "+#\0") or parts.query or parts.fragment:
         raise MqttUrlError(f"--mqtt {redact(url)}: give a topic prefix without + or #, e.g. mqtt://broker/stockroom")
+    if prefix.startswith("$"):  # $SYS and the like belong to the broker: it drops what clients publish there
+        raise MqttUrlError(f"--mqtt {redact(url)}: topics starting with $ are the broker's own; choose another prefix")
     password = unquote(parts.password) if parts.password else os.environ.get(PASSWORD_ENV)
     return Broker(parts.hostname, port or (8883 if parts.scheme == "mqtts" else 1883), prefix,
                   parts.scheme == "mqtts", unquote(parts.username) if parts.username else None, password)
@@ -74,90 +80,89 @@ def redact(url: str) -> str:
     return url
 
 
-class Queue:
-    """Events waiting for the broker, one file each, oldest first; kept across restarts."""
+def reason(exc: BaseException) -> str:
+    """Why a connection failed, in words a person can act on."""
+    import socket
+    import ssl
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob("*.tmp"):  # a write cut short by a power cut: never renamed, never sent
-            stale.unlink()
-        numbers = [int(p.stem) for p in self.folder.glob("*.json") if p.stem.isdigit()]
-        self.next = max(numbers, default=-1) + 1
-        self.lock = threading.Lock()
-
-    def put(self, event: dict) -> Path:
-        with self.lock:
-            path = self.folder / f"{self.next:012d}.json"
-            self.next += 1
-        write_whole(path, json.dumps(event).encode())
-        return path
-
-    def tally(self) -> dict:
-        """The counts per label kept beside the queue (tally.json), so a restart goes on counting."""
-        path = self.folder / "tally.json"
-        try:
-            tally = json.loads(path.read_text()) if path.is_file() else {}
-        except (OSError, ValueError):
-            return {}
-        return tally if isinstance(tally, dict) else {}
-
-    def keep_tally(self, tally: dict) -> None:
-        write_whole(self.folder / "tally.json", json.dumps(tally, sort_keys=True).encode())
-
-    def oldest(self) -> Path | None:
-        files = sorted(p for p in self.folder.glob("*.json") if p.stem.isdigit())
-        return files[0] if files else None
-
-    def __len__(self) -> int:
-        return sum(1 for p in self.folder.glob("*.json") if p.stem.isdigit())
-
-
-def write_whole(path: Path, data: bytes) -> None:
-    """Write a file so that it is either all there or not there at all (a power cut in between)."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if isinstance(exc, ssl.SSLError):
+        return f"the TLS handshake failed ({exc.reason or exc}): is that port a TLS (mqtts) port?"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "no answer (timed out)"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror or exc})"
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 class Publisher:
-    """The broker connection, the sender thread, and the retained tally and status."""
+    """The broker connection (a link thread), the sender thread, and the retained tally, status and claim."""
 
-    def __init__(self, broker: Broker, device: str, queue: Queue, tally: dict | None = None):
+    def __init__(self, broker: Broker, device: str, queue, tally: dict | None = None):
         import paho.mqtt.client as mqtt
 
         self.broker, self.device, self.queue = broker, device, queue
         self.tally = dict(tally or {})
         self.topic = f"{broker.prefix}/{device}"
-        self.connected = threading.Event()
-        self.wake = threading.Event()
+        self.claim = {"machine": machine_id(), "host": host_name(), "pid": os.getpid(), "run": os.urandom(6).hex()}
+        self.connected, self.wake, self.acked = threading.Event(), threading.Event(), threading.Event()
+        self.results = {}  # mid -> the broker's reason code for it
         self.closing, self.deadline = False, 0.0
-        self.refused_said = False
+        self.connections, self.problem, self.since = 0, "connecting", time.time()
+        self.refused, self.unwritten = None, []  # the broker's refusal; events not yet on the disk
+        self.clash, self.clash_said = None, 0.0  # the other machine's host name, when two share this id
+        self.stopped = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"classify-cam-{device}",
-                                  clean_session=True)
+                                  protocol=mqtt.MQTTv5, reconnect_on_failure=False)
         if broker.user:
             self.client.username_pw_set(broker.user, broker.password)
         if broker.tls:
             self.client.tls_set()
         self.client.will_set(f"{self.topic}/status", "offline", qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.connect_async(broker.host, broker.port, keepalive=30)
-        self.client.loop_start()
+        self.client.on_connect, self.client.on_disconnect = self._on_connect, self._on_disconnect
+        self.client.on_publish, self.client.on_message = self._on_publish, self._on_message
+        self.link = threading.Thread(target=self._link, name="mqtt-link", daemon=True)
         self.sender = threading.Thread(target=self._send, name="mqtt-sender", daemon=True)
+        self.link.start()
         self.sender.start()
+
+    # -- the connection -------------------------------------------------------------------------
+    def _link(self) -> None:
+        """Connect, run the network loop until the connection is lost, say why, wait (1 s doubling to 10 s), again."""
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
+        delay = 1.0
+        while not self.closing:
+            try:
+                self.client.reconnect()
+            except OSError as exc:  # refused, unreachable, unknown host, TLS to a plain port, no answer
+                self._down(f"cannot reach it: {reason(exc)}")
+            else:
+                self.client.loop_forever()  # until the connection is lost or close() disconnects
+                was_up = self.connected.is_set()
+                self.connected.clear()
+                if was_up and not self.closing:
+                    self._down("lost the connection")
+                    delay = 1.0
+            if self.stopped.wait(delay):
+                return
+            delay = min(delay * 2, 10.0)
+
+    def _down(self, why: str) -> None:
+        if self.problem is None or self.problem == "connecting":
+            log.warning("warning: MQTT broker %s: %s; events stay queued (%d waiting) and are sent when it answers",
+                        self.broker, why, len(self.queue))
+            self.since = time.time()
+        self.problem = why
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
-            if not self.refused_said:  # said once; events keep queueing until the login is fixed
-                log.warning("MQTT broker %s refused the connection: %s; events stay queued", self.broker, reason_code)
-                self.refused_said = True
+            self._down(f"it refused the connection ({reason_code})")
             return
-        self.refused_said = False
+        if self.problem not in (None, "connecting"):
+            log.info("MQTT broker %s reached again; %d events waiting are being sent", self.broker, len(self.queue))
+        self.problem, self.since = None, time.time()
+        self.connections += 1
+        client.subscribe(f"{self.topic}/claim", qos=1)
+        client.publish(f"{self.topic}/claim", json.dumps(self.claim), qos=1, retain=True)
         client.publish(f"{self.topic}/status", "online", qos=1, retain=True)
         client.publish(f"{self.topic}/tally", json.dumps(self.tally, sort_keys=True), qos=1, retain=True)
         self.connected.set()
@@ -165,48 +170,104 @@ class Publisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
+        self.acked.set()
 
+    def _on_message(self, client, userdata, msg):
+        """Another machine's claim on this device id: said (at most once a minute), never fought over."""
+        try:
+            claim = json.loads(msg.payload)
+            other = claim["machine"] != self.claim["machine"] or (claim["pid"] != self.claim["pid"] and not msg.retain)
+        except (ValueError, TypeError, KeyError):
+            return
+        if not other or time.monotonic() - self.clash_said < 60:
+            return
+        self.clash_said = time.monotonic()
+        if msg.retain and self.connections <= 1:
+            log.warning("warning: the device id %s was last used on this broker by another machine (%s); if it still "
+                        "runs, give each device its own --device-id", self.device, claim.get("host", "?"))
+        else:
+            log.warning("warning: another device (%s) uses the device id %s on this broker: the two knock each other "
+                        "off and share one tally; give each its own --device-id", claim.get("host", "?"), self.device)
+            self.clash = claim.get("host", "?")
+
+    # -- the events -------------------------------------------------------------------------------
     def publish(self, event: dict, tally: dict) -> None:
-        """Queue the event and the tally (on disk before anything else) and let the sender take it."""
-        self.queue.put(event)
+        """Queue the event and the tally (on disk before anything else) and let the sender take it.
+
+        A queue that cannot be written (a full disk) keeps the event in memory and tries again with the
+        next one: said once, counted in the summary, never dropped while the run lasts."""
+        self.unwritten.append(event)
+        while self.unwritten:
+            try:
+                self.queue.put(self.unwritten[0])
+            except OSError as exc:
+                if len(self.unwritten) == 1:
+                    log.warning("warning: cannot write the queue %s (%s): the event waits in memory",
+                                self.queue.folder, exc.strerror or exc)
+                break
+            self.unwritten.pop(0)
         self.tally = dict(tally)
-        self.queue.keep_tally(self.tally)
+        try:
+            self.queue.keep_tally(self.tally)
+        except OSError as exc:
+            log.warning("warning: cannot keep the tally beside the queue (%s)", exc.strerror or exc)
         if self.connected.is_set():
             self.client.publish(f"{self.topic}/tally", json.dumps(self.tally, sort_keys=True), qos=1, retain=True)
         self.wake.set()
 
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        self.results[mid] = reason_code
+        self.acked.set()
+
     def _send(self) -> None:
         while True:
-            path = self.queue.oldest()
-            if path is None or not self.connected.is_set():
-                if self.closing and path is None:
+            item = self.queue.oldest() if self.connected.is_set() else None
+            if item is None:
+                if self.closing and (not len(self.queue) or time.monotonic() > self.deadline):
                     return
                 self.wake.wait(0.5)
                 self.wake.clear()
                 continue
-            try:
-                payload = path.read_bytes()
-            except OSError:
-                continue
+            path, payload = item
             info = self.client.publish(f"{self.topic}/events", payload, qos=1, retain=False)
-            while not info.is_published():  # PUBACK; paho resends it after a reconnect
+            while info.mid not in self.results:  # the broker's PUBACK; paho resends after a reconnect
                 if self.closing and time.monotonic() > self.deadline:
                     return
-                time.sleep(0.01)
-            path.unlink(missing_ok=True)
+                self.acked.wait(0.2)
+                self.acked.clear()
+            code = self.results.pop(info.mid)
+            if not code.is_failure:  # "No matching subscribers" is a success: the broker took it
+                self.queue.done(path)
+                self.refused = None
+                continue
+            if self.refused is None:
+                log.warning("warning: MQTT broker %s refused the event %s on %s/events (%s): it stays queued and is "
+                            "tried again every %.0f s", self.broker, path.name, self.topic, code, REFUSED_RETRY_S)
+            self.refused = str(code)
+            end = time.monotonic() + REFUSED_RETRY_S
+            while time.monotonic() < end and not (self.closing and time.monotonic() > self.deadline):
+                self.wake.wait(0.5)
+                self.wake.clear()
+
+    def state(self) -> dict:
+        """For the page and the exit summary: reached or not (since when), waiting events, the last refusal."""
+        return {"broker": str(self.broker), "reached": self.connected.is_set(), "problem": self.problem,
+                "since": self.since, "waiting": len(self.queue) + len(self.unwritten), "refused": self.refused,
+                "clash": self.clash}
 
     def close(self, wait: float) -> int:
         """Wait up to `wait` seconds for the queue to drain, say `offline`, disconnect; return what is left."""
         self.deadline = time.monotonic() + wait
         self.closing = True
         self.wake.set()
-        while len(self.queue) and time.monotonic() < self.deadline:
-            time.sleep(0.05)
+        self.sender.join(max(wait, 0) + 1)
         if self.connected.is_set():
             self.client.publish(f"{self.topic}/status", "offline", qos=1, retain=True).wait_for_publish(2)
+        self.stopped.set()
         self.client.disconnect()
-        self.client.loop_stop()
-        return len(self.queue)
+        self.link.join(2)
+        self.queue.close()
+        return len(self.queue) + len(self.unwritten)
 
 
 def default_queue(device: str) -> Path:

@@ -24,16 +24,15 @@ class StockroomStep:
     """One `placed` and one `removed` record per item; returns [(event, model input or None)] per frame."""
 
     def __init__(self, model, settings, device_id: str, settle: float, save_items: Path | None = None,
-                 broker=None, queue_dir: Path | None = None):
+                 broker=None, queue=None):
         self.tracker = Tracker(model, device_id, settings.threshold, settings.top_k, settings.roi,
                                settings.background, EventSettings(settle=settle), keep_photo=bool(save_items))
         self.save_items = save_items
         self.frames, self.placed = 0, Counter()
         self.publisher = None
-        if broker is not None:
+        if broker is not None:  # the queue was opened (locked, checked) at set-up
             from device.stockroom import mqtt
 
-            queue = mqtt.Queue(queue_dir)
             self.tracker.tally.update(queue.tally())
             self.publisher = mqtt.Publisher(broker, device_id, queue, self.tracker.tally)
             waiting = len(queue)
@@ -44,6 +43,10 @@ class StockroomStep:
     @property
     def seen(self):
         return self.tracker.last_input
+
+    @property
+    def busy(self) -> bool:
+        return self.tracker.busy
 
     @property
     def tally(self) -> Counter:
@@ -95,7 +98,9 @@ class StockroomStep:
         counts = ", ".join(f"{k} {n}" for k, n in self.placed.most_common()) or "-"
         queued = ""
         if self.publisher:
-            queued = (f"; {self.left} events still queued for the broker" if self.left
+            refused = self.publisher.refused
+            queued = (f"; {self.left} events still queued for the broker"
+                      f"{f' (it refused them: {refused})' if refused else ''}" if self.left
                       else "; every event delivered to the broker")
         return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}), "
                 f"{self.tracker.inferences} inferences{queued}")

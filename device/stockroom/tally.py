@@ -1,6 +1,6 @@
 """stockroom-tally: the counts of placed items per device and label, from every device under one MQTT prefix.
 
-    stockroom-tally --mqtt mqtt://broker/stockroom           # live: a line per new event, de-duplicated by id
+    stockroom-tally --mqtt mqtt://broker/stockroom           # the tallies, then a line per new item (by id)
     stockroom-tally --mqtt mqtt://broker/stockroom --once    # every device's retained tally, then exit
 
 Many Pis in many stockrooms meet at one broker (mosquitto for a site, a bridged or managed broker
@@ -14,7 +14,7 @@ import json
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,7 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(prog="stockroom-tally", description=__doc__.split("\n\n")[0])
     p.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://[user[:password]@]host[:port]/PREFIX")
     p.add_argument("--once", action="store_true", help="print every device's retained tally and exit")
-    p.add_argument("--wait", type=float, default=3.0, help="with --once: seconds to wait for the tallies (default 3)")
+    p.add_argument("--wait", type=float, default=3.0,
+                   help="seconds to wait for the retained tallies before printing them (default 3)")
     return p.parse_args(argv)
 
 
@@ -37,6 +38,50 @@ def table(counts: dict) -> str:
     return "\n".join(lines) or "no devices yet"
 
 
+def counts_of(data) -> Counter | None:
+    """A retained tally as label -> count, or None when it is not one (junk on the broker is ignored, never fatal)."""
+    if not isinstance(data, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+               for k, v in data.items()):
+        return None
+    return Counter(data)
+
+
+class View:
+    """What stockroom-tally knows: each device's retained tally (the device's own count, kept across restarts
+    of the device, the broker and this tool) and the events seen live, de-duplicated by id."""
+
+    def __init__(self):
+        self.tallies, self.seen = {}, set()
+
+    def message(self, topic: str, payload: bytes) -> str | None:
+        """Take one message; the line to print for a new placed item, else None. Never raises."""
+        levels = topic.split("/")
+        if len(levels) < 3:
+            return None
+        device, kind = levels[-2], levels[-1]
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if kind == "tally":
+            counts = counts_of(data)
+            if counts is not None:
+                self.tallies[device] = counts
+            return None
+        if kind != "events" or not isinstance(data, dict) or data.get("event") != "placed":
+            return None
+        key = data.get("id")
+        if not isinstance(key, str) or not isinstance(data.get("label"), str) or key in self.seen:
+            return None  # at least once: a resent event keeps its id; an event without a usable id is junk
+        self.seen.add(key)
+        return f"{data.get('time', '')}  {device}: {data['label']}"
+
+    def table(self) -> str:
+        return table(self.tallies)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import paho.mqtt.client as mqtt
@@ -48,32 +93,22 @@ def main(argv=None) -> int:
     except MqttUrlError as exc:
         print(f"stockroom-tally: {exc}", file=sys.stderr)
         return 2
-    seen, counts, tallies = set(), defaultdict(Counter), {}
-    connected, failed = threading.Event(), []
+    view, connected, failed = View(), threading.Event(), []
 
     def on_connect(client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             failed.append(str(reason_code))
             connected.set()
             return
+        # Subscribed again at every (re)connect: the retained tallies come back with it, so a broker restart
+        # never leaves the view behind.
         client.subscribe([(f"{broker.prefix}/+/events", 1), (f"{broker.prefix}/+/tally", 1)])
         connected.set()
 
     def on_message(client, userdata, msg):
-        device, kind = msg.topic.split("/")[-2:]
-        try:
-            data = json.loads(msg.payload)
-        except ValueError:
-            return
-        if kind == "tally" and isinstance(data, dict):
-            tallies[device] = data
-        elif kind == "events" and not args.once and isinstance(data, dict) and data.get("event") == "placed":
-            if data.get("id") in seen:  # at least once: a resent event keeps its id
-                return
-            seen.add(data.get("id"))
-            counts[device][data.get("label", "?")] += 1
-            print(f"{data.get('time', '')}  {device}: {data.get('label')}  |  {table(counts).replace(chr(10), '  |  ')}",
-                  flush=True)
+        line = view.message(msg.topic, msg.payload)
+        if line and not args.once:
+            print(f"{line}  |  {view.table().replace(chr(10), '  |  ')}", flush=True)
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     if broker.user:
@@ -84,7 +119,9 @@ def main(argv=None) -> int:
     try:
         client.connect(broker.host, broker.port, keepalive=30)
     except OSError as exc:
-        print(f"stockroom-tally: cannot reach the broker {broker}: {exc}", file=sys.stderr)
+        from device.stockroom.mqtt import reason
+
+        print(f"stockroom-tally: cannot reach the broker {broker}: {reason(exc)}", file=sys.stderr)
         return 2
     client.loop_start()
     try:
@@ -92,9 +129,9 @@ def main(argv=None) -> int:
             print(f"stockroom-tally: the broker {broker} {'refused: ' + failed[0] if failed else 'did not answer'}",
                   file=sys.stderr)
             return 2
+        time.sleep(args.wait)  # retained tallies arrive right after subscribing
+        print(view.table(), flush=True)
         if args.once:
-            time.sleep(args.wait)  # retained tallies arrive right after subscribing
-            print(table({d: Counter(t) for d, t in tallies.items()}))
             return 0
         print(f"stockroom-tally: listening on {broker} (Ctrl-C to stop)", file=sys.stderr)
         while True:

@@ -18,6 +18,7 @@ Times are the source's own (Frame.t): a video file's timestamps, a camera's capt
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from device.pipeline import iso
 from device.preprocess import crop, prepare, shrink, to_grey
 from device.spec import UNKNOWN
 
+log = logging.getLogger("classify-cam")
 SMALL = 160  # pixels: the longest side of the copy motion and presence are judged on
 LEARN_S = 0.5  # seconds of the empty scene that make the background, without --background
 MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread), and kept for the best photo
@@ -82,8 +84,15 @@ class Tracker:
         self.empty_frames = 0
         self.last_input = None
         self.photo = self.photo_input = None  # with keep_photo: the last placed item's (for --save-items)
+        self.learnt_t = None  # when the table picture was learnt from this run's first frames (no --background)
+        self.healed = 0  # times the table picture was found holding something that has gone, and re-learnt
         if self.background is not None:
             self.background = to_grey(self.background)
+
+    @property
+    def busy(self) -> bool:
+        """Something lies or moves on the table (or it is still being learnt): not the moment to take its picture."""
+        return self.bg_small is None or self.item is not None or bool(self.still) or self.still_since is None
 
     # -- the small picture ------------------------------------------------------------------------
     def small(self, image: np.ndarray) -> np.ndarray:
@@ -113,7 +122,7 @@ class Tracker:
             if frame.t - self.learn_from >= LEARN_S and len(self.learning) >= 3:
                 self.background = np.median(np.stack([to_grey(f) for f in self.learning]), axis=0).astype(np.uint8)
                 self.bg_small = self.small(self.background)
-                self.learning = None
+                self.learning, self.learnt_t = None, frame.t
             return []
         mask = self.against_empty(small)
         occupied = mask.mean() > self.settings.occupied
@@ -133,9 +142,42 @@ class Tracker:
                 self.still = self.still[-1:]
                 return []
             events = self.end_item(frame.t)
+        elif self.is_ghost(small, mask):
+            return self.heal(frame, small)
         else:
             events = []
         return events + [self.place(frame, small, mask)]
+
+    def is_ghost(self, small: np.ndarray, mask: np.ndarray) -> bool:
+        """Is what differs from the table picture a hole in that picture, not a thing on the table?
+
+        A garment that lay there while the table was learnt (a restart with a garment on it), or a
+        --background taken with one on it, leaves a hole when it goes: the frame there looks like the
+        rest of the table (by the table's own median and spread), the table picture does not."""
+        table = small[~mask]
+        if table.size < 0.2 * small.size or not mask.any():
+            return False
+        middle = np.median(table)
+        spread = max(1.4826 * np.median(np.abs(table - middle)), 2.0)  # the table's own noise and texture
+        now, before = abs(np.median(small[mask]) - middle), abs(np.median(self.bg_small[mask]) - middle)
+        return now <= 3 * spread and before > max(3 * spread, 2 * now)
+
+    def heal(self, frame, small: np.ndarray) -> list[dict]:
+        """Re-learn the table from this (empty, still) frame, say so, and, when the hole is a garment that lay on
+        the table from the first frames, count it: placed when the table was learnt, removed now."""
+        old, self.background, self.bg_small = self.background, to_grey(frame.image), small
+        self.healed, self.still = self.healed + 1, []
+        start = self.learnt_t is not None and self.items == 0
+        log.warning("warning: the table picture held %s that has now gone: re-learnt from the empty table%s",
+                    "a garment" if start else "something", " (it is counted as an item)" if start else "")
+        if not start:
+            return []
+        seen = prepare(old, self.roi, self.background)
+        self.inferences += 1
+        if self.keep_photo:
+            self.photo, self.photo_input = old, seen
+        placed = self.event(frame, seen, self.model.scores(seen), small, np.zeros_like(small, bool), 1, self.learnt_t)
+        return [placed] + self.end_item(frame.t)
 
     def follow_the_empty_table(self, image: np.ndarray) -> None:
         """Empty and still: the background follows changes of light (no inference runs).
@@ -159,22 +201,26 @@ class Tracker:
         frames = self.still[:: max(1, len(self.still) // MAX_STILL_FRAMES)][:MAX_STILL_FRAMES]
         inputs = [prepare(image, self.roi, self.background) for _, image in frames]
         scores = np.mean([self.model.scores(x) for x in inputs], axis=0)
-        self.last_input = inputs[-1]  # for the web page: what the model saw
         self.inferences += len(frames)
+        if self.keep_photo:  # the sharpest still frame, and the input already made from it
+            best = max(range(len(frames)), key=lambda i: sharpness(frames[i][1]))
+            self.photo, self.photo_input = frames[best][1], inputs[best]
+        self.still = self.still[-1:]
+        return self.event(frame, inputs[-1], scores, small, mask, len(frames), frame.t)
+
+    def event(self, frame, seen, scores: np.ndarray, small, mask, frames: int, placed_t: float) -> dict:
+        """A new item with these scores: its `placed` record, counted in the tally."""
+        self.last_input = seen  # for the web page: what the model saw
         top = classify.top_classes(scores, self.top_k)
         labels = self.model.labels
         label = labels[top[0].id] if top[0].score >= self.threshold else UNKNOWN
         number = self.items
         self.items += 1
-        self.item = Item(number, f"{self.device}-{compact(frame.t)}-{number}", frame.t, label, small, mask)
+        self.item = Item(number, f"{self.device}-{compact(placed_t)}-{number}", placed_t, label, small, mask)
         self.tally[label] += 1
-        if self.keep_photo:  # the sharpest still frame, and the input already made from it
-            best = max(range(len(frames)), key=lambda i: sharpness(frames[i][1]))
-            self.photo, self.photo_input = frames[best][1], inputs[best]
-        self.still = self.still[-1:]
         return {"event": "placed", "id": self.item.id, "item": number, "device": self.device, "source": frame.source,
-                "time": iso(frame.t), "label": label, "confidence": round(top[0].score, 4),
-                "top": [[labels[c.id], round(c.score, 4)] for c in top], "frames": len(frames)}
+                "time": iso(placed_t), "label": label, "confidence": round(top[0].score, 4),
+                "top": [[labels[c.id], round(c.score, 4)] for c in top], "frames": frames}
 
     def end_item(self, t: float) -> list[dict]:
         item, self.item = self.item, None

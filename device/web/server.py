@@ -19,7 +19,9 @@ classify-cam reads at start (flags on the command line win), and take effect at 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import sys
 import threading
 import time
 from collections import deque
@@ -32,6 +34,7 @@ from device.config import ConfigFile, valid_roi
 from device.output import write_picture
 from device.spec import picture
 
+log = logging.getLogger("classify-cam")
 VIEW_WIDTH = 480  # pixels: the live picture is downscaled to this for the page
 
 
@@ -47,18 +50,18 @@ class Live:
         self.facts = dict(facts)
         self.roi = roi
         self.frames, self.started = 0, time.monotonic()
+        self.busy = False  # something lies or moves on the table (stockroom mode): no background may be taken
+        self.broker = None  # with --mqtt: a callable giving the broker's state (reached, waiting events, ...)
 
-    def update(self, frame, seen, records=(), tally=None) -> None:
+    def update(self, frame, seen, records=(), tally=None, busy: bool = False) -> None:
         """One frame's picture, the latest model input, and the records it gave (per-frame records or events)."""
-        self.frame, self.frames = frame, self.frames + 1
+        self.frame, self.frames, self.busy = frame, self.frames + 1, busy
         if seen is not None:
             self.seen = seen
         for r in records:
-            if "event" not in r:
-                self.record = r
-                continue
-            self.events.appendleft(r)
-            self.record = r if r["event"] == "placed" else self.record
+            if "event" in r:
+                self.events.appendleft(r)
+            self.record = r  # the page says "removed" once the item is gone, not its old label
         if tally is not None:
             self.tally = dict(tally)
 
@@ -90,6 +93,40 @@ def page() -> bytes:
     return files("device.web").joinpath("page.html").read_bytes()
 
 
+class Guarded(ThreadingHTTPServer):
+    """A threaded HTTP server that a browser cannot take down: at most MAX_CLIENTS connections at once (more are
+    closed at once, so held-open sockets never use up the process's descriptors, which the camera and the broker
+    need too), and a client that resets or stalls is dropped without a traceback on the device's stderr."""
+
+    daemon_threads = True
+    MAX_CLIENTS = 16
+
+    def __init__(self, *args, **kwargs):
+        self.slots = threading.BoundedSemaphore(self.MAX_CLIENTS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:  # noqa: BLE001 (no thread could start: give the slot back)
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+            log.warning("web page: %s from %s: %s", type(exc).__name__, client_address[0], exc)
+
+
 class Server:
     """The page's HTTP server in a daemon thread."""
 
@@ -98,8 +135,7 @@ class Server:
         self.live, self.settings = live, settings
         self.token = token or settings.values.get("token") or secrets.token_urlsafe(12)
         handler = type("Handler", (Handler,), {"server_state": self})
-        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = Guarded((host or "127.0.0.1", int(port)), handler)
         self.url = f"http://{host or '127.0.0.1'}:{self.httpd.server_address[1]}/"
         threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True).start()
 
@@ -144,37 +180,66 @@ class Handler(BaseHTTPRequestHandler):
             state = {"record": live.record, "events": list(live.events), "tally": live.tally, "facts": live.facts,
                      "fps": round(live.frames / elapsed, 1), "roi": live.roi,
                      "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
-                     "settings": {k: v for k, v in s.settings.values.items() if k != "token"}}
+                     "settings": {k: v for k, v in s.settings.values.items() if k != "token"},
+                     "broker": live.broker() if live.broker else None, "busy": live.busy}
             return self.send(200, json.dumps(state).encode(), "application/json")
         return self.send(404, b"not found", "text/plain")
+
+    def text(self, code: int, message: str) -> None:
+        self.send(code, message.encode(), "text/plain; charset=utf-8")
+
+    def body(self):
+        """The request's JSON object, or None after answering 400/413 (a bad length, not JSON, too large)."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return self.text(400, "Content-Length must be a whole number of bytes")
+        if length > 10_000:
+            return self.text(413, "the request body is too large (10,000 bytes at most)")
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return self.text(400, "the request body is not JSON")
+        return body if isinstance(body, dict) else self.text(400, "the request body must be a JSON object")
 
     def do_POST(self):
         s = self.server_state
         path = self.path.split("?")[0]
         if path not in ("/api/roi", "/api/background"):
-            return self.send(404, b"not found", "text/plain")
-        if not secrets.compare_digest(self.headers.get("X-Token", ""), s.token):
-            return self.send(403, b"wrong or missing token", "text/plain")
-        length = min(int(self.headers.get("Content-Length") or 0), 10_000)
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            return self.send(400, b"not JSON", "text/plain")
-        if path == "/api/roi":
-            roi = body.get("roi") if isinstance(body, dict) else None
-            if not valid_roi(roi):
-                return self.send(400, b"roi must be [x, y, width, height] in whole pixels", "text/plain")
-            s.settings.set(roi=roi)
-            s.live.roi = roi
-            return self.send(200, json.dumps({"saved": {"roi": roi}}).encode(), "application/json")
+            return self.text(404, "not found")
+        if not secrets.compare_digest(self.headers.get("X-Token", "").encode(), s.token.encode()):
+            return self.text(403, "wrong or missing token")
+        body = self.body()
+        if body is None:
+            return None
         frame = s.live.frame
         if frame is None:
-            return self.send(503, b"no frame yet", "text/plain")
-        target = (s.settings.path.parent if s.settings.path else Path(".")) / "background.png"
+            return self.text(503, "no frame yet")
+        if path == "/api/roi":
+            roi, (h, w) = body.get("roi"), frame.shape[:2]
+            if not valid_roi(roi):
+                return self.text(400, "roi must be [x, y, width, height] in whole pixels")
+            if roi[0] < 0 or roi[1] < 0 or roi[0] + roi[2] > w or roi[1] + roi[3] > h:
+                return self.text(400, f"the region {roi} reaches outside the {w}x{h} frame")
+            return self.save(roi=roi)
+        if s.live.busy:
+            return self.text(409, "the table is not empty (something lies or moves on it): clear it, then take "
+                                  "the background")
+        target = (s.settings.path.resolve().parent if s.settings.path else Path(".")) / "background.png"
         try:
-            write_picture(target, frame)
+            write_picture(target, frame)  # whole or not at all
         except OSError as exc:
-            return self.send(500, f"cannot write {target}: {exc}".encode(), "text/plain")
-        s.settings.set(background=str(target.resolve()))
-        return self.send(200, json.dumps({"saved": {"background": str(target.resolve())}}).encode(),
-                         "application/json")
+            return self.text(500, f"cannot write {target}: {exc.strerror or exc}")
+        return self.save(background=str(target.resolve()))
+
+    def save(self, **values):
+        try:
+            self.server_state.settings.set(**values)
+        except OSError as exc:
+            return self.text(500, f"cannot save the settings to {self.server_state.settings.path}: "
+                                  f"{exc.strerror or exc}")
+        if "roi" in values:
+            self.server_state.live.roi = values["roi"]
+        return self.send(200, json.dumps({"saved": values}).encode(), "application/json")

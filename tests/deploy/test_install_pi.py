@@ -84,7 +84,9 @@ def test_real_install_keeps_the_system_numpy_for_apt_modules(tmp_path, test_imag
     (picam / "picamera2" / "__init__.py").write_text(
         "import scipy.ndimage  # built for the system's NumPy, like simplejpeg\n"
         "class Picamera2:\n    @staticmethod\n    def global_camera_info():\n        return []\n")
-    env = {"PYTHONPATH": str(picam), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    images, _ = test_images
+    make_jpeg(tmp_path / "photo.jpg", render_photo(images[0]))
+    env = {"PYTHONPATH": str(picam), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "DOCTOR_SOURCE": str(tmp_path / "photo.jpg")}
     venv = tmp_path / "venv"
     r = run(str(venv), env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -96,8 +98,6 @@ def test_real_install_keeps_the_system_numpy_for_apt_modules(tmp_path, test_imag
                             capture_output=True, text=True, env={**os.environ, **env})
     assert inside.returncode == 0 and inside.stdout.strip() == system_numpy, inside.stderr
 
-    images, _ = test_images
-    make_jpeg(tmp_path / "photo.jpg", render_photo(images[0]))
     r = subprocess.run([str(venv / "bin" / "classify-cam"), "--source", str(tmp_path / "photo.jpg"), "--output",
                         str(tmp_path / "log.jsonl")], cwd=tmp_path, capture_output=True, text=True,
                        env={**os.environ, **env}, timeout=60)

@@ -4,7 +4,6 @@ part of make test (an hour or more); these check the plan and the card's writing
 import json
 import os
 
-from device import card
 from train.card import dumps
 from train import rebuild
 
