@@ -69,8 +69,8 @@ def setup(opts: Options) -> Job:
     if opts.mqtt:
         broker, queue = mqtt_setup(opts)
     try:
-        source = sources.open_source(opts.source, opts.camera_timeout, colour=bool(opts.save_items),
-                                     realtime=opts.realtime)
+        colour = bool(opts.save_items or opts.serve)  # item photos and the page in colour; the model needs grey
+        source = sources.open_source(opts.source, opts.camera_timeout, colour=colour, realtime=opts.realtime)
     except sources.SourceError as exc:
         raise UsageError(str(exc)) from None
     if opts.events and isinstance(source, sources.ImageFiles):
