@@ -136,7 +136,7 @@ def build_parser() -> OneLineParser:
     g.add_argument("--kernels", choices=KERNELS, default="default",
                    help="default: the runtime's fast kernels, whose int8 rounding can differ by one step between "
                    "an ARM board and a PC; reference: portable kernels that give the same integers on every "
-                   "machine and runtime, much slower (docs/benchmarks.md)")
+                   "machine and runtime, about 8x slower (docs/benchmarks.md)")
 
     g = p.add_argument_group("what the model sees")
     g.add_argument("--roi", type=_roi, help="X,Y,WIDTH,HEIGHT: crop this region of each frame first (a fixed camera "
@@ -145,7 +145,7 @@ def build_parser() -> OneLineParser:
                    help="a picture of the empty scene from the same fixed camera: what differs from it is the garment")
     g.add_argument("--segment", choices=["auto", "fast", "grabcut"], default="auto",
                    help="how the garment is cut out of a photo: grabcut (colour GrabCut, cleaner outlines on beds and "
-                   "floors, tens of ms a photo), fast (grey difference from the picture's edge, under 1 ms), or auto: "
+                   "floors, about 15 ms a photo), fast (grey difference from the picture's edge, under 1 ms), or auto: "
                    "grabcut for image files, fast for video and cameras (default auto). --background overrides both")
     g.add_argument("--smooth", type=_positive,
                    help="a record per frame: average the scores of the last N frames of a live source or video, so "

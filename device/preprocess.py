@@ -22,7 +22,7 @@ from device.spec import IMAGE_SIZE, scale
 WORK_SIZE = 160
 # GrabCut (still photos) works on a smaller colour copy, at most this many pixels long: it costs far
 # more per pixel, and its graph cut takes much longer on some photos than on others. 100 px is the
-# largest size tried that kept every real photo under the 50 ms budget (docs/benchmarks.md).
+# largest size tried that kept every real photo under 40 ms on the build machine (docs/real-photos.md).
 GRABCUT_SIZE = 100
 GRABCUT_INSET = 0.04  # the first guess: the picture's outer 4% is scene, the rest may be garment
 GRABCUT_ITERATIONS = 2
@@ -214,10 +214,10 @@ def grabcut_mask(rgb: np.ndarray, rough: np.ndarray) -> np.ndarray:
     in a rectangle just inside the picture's edge might be garment, the edge itself is scene)
     and cuts along the colour edges between them. On real photos of clothes on beds and floors
     it finds far cleaner outlines than the grey difference from the border does (measured in
-    the README), at about 20-30 ms for a photo on this machine: for still photos, not for video.
+    docs/real-photos.md), at a mean 15 ms a photo (docs/benchmarks.md): for still photos, not video.
     It fails on a picture with too little in it to model (OpenCV raises), and on a busy rug or
     bedspread in the garment's own colours, where it gives (nearly) the whole picture to the
-    scene: 15 of the 341 real photos came out black before `rough` stood in (README). When the
+    scene: 15 of the 341 real photos came out black before `rough` stood in (docs/real-photos.md). When the
     garment fills the picture in the scene's colours it keeps only the print: a red sweatshirt on
     a red bed became its white letters. A photo is framed around its garment, so a cut keeping
     under a tenth of the picture has gone wrong in one of these ways, and `rough` stands in.

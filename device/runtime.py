@@ -67,7 +67,7 @@ def _version(dist: str) -> str:
 # Their int8 rounding is chosen per CPU: LiteRT's arm64 build rounds requantization differently
 # from its x86 build, so a few scores can differ by one int8 step between a Pi and a PC (measured
 # with make pi-check). "reference": the portable reference kernels, bit-identical on every CPU and
-# in both runtimes, at 10-40x the inference time (5-9 ms for this model on a PC).
+# in both runtimes, at about 8x the inference time (docs/benchmarks.md, "Reference kernels").
 KERNELS = ("default", "reference")
 
 

@@ -111,6 +111,7 @@ class Publisher:
         self.refused, self.unwritten = None, []  # the broker's refusal; events not yet on the disk
         self.clash, self.clash_said = None, 0.0  # the other machine's host name, when two share this id
         self.stopped = threading.Event()
+        self.up = False  # this connection was accepted (on_connect): its loss is said, and retried at once
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"classify-cam-{device}",
                                   protocol=mqtt.MQTTv5, reconnect_on_failure=False)
         if broker.user:
@@ -136,10 +137,10 @@ class Publisher:
             except OSError as exc:  # refused, unreachable, unknown host, TLS to a plain port, no answer
                 self._down(f"cannot reach it: {reason(exc)}")
             else:
+                self.up = False
                 self.client.loop_forever()  # until the connection is lost or close() disconnects
-                was_up = self.connected.is_set()
                 self.connected.clear()
-                if was_up and not self.closing:
+                if self.up and not self.closing:  # it had been up: say so, and try again soon
                     self._down("lost the connection")
                     delay = 1.0
             if self.stopped.wait(delay):
@@ -160,7 +161,7 @@ class Publisher:
         if self.problem not in (None, "connecting"):
             log.info("MQTT broker %s reached again; %d events waiting are being sent", self.broker, len(self.queue))
         self.problem, self.since = None, time.time()
-        self.connections += 1
+        self.connections, self.up = self.connections + 1, True
         client.subscribe(f"{self.topic}/claim", qos=1)
         client.publish(f"{self.topic}/claim", json.dumps(self.claim), qos=1, retain=True)
         client.publish(f"{self.topic}/status", "online", qos=1, retain=True)
