@@ -174,16 +174,24 @@ class Publisher:
         self.acked.set()
 
     def _on_message(self, client, userdata, msg):
-        """Another machine's claim on this device id: said (at most once a minute), never fought over."""
+        """Another run's claim on this device id: said (at most once a minute), never fought over.
+
+        At the first connection the retained claim is the last run's: this machine's own earlier run is
+        no news, another machine's is worth a note. Any later claim that is not this run's means that
+        another run connected with this id meanwhile (the broker lets one connection per client id, so
+        two such devices knock each other off at every reconnect): a clash."""
         try:
             claim = json.loads(msg.payload)
-            other = claim["machine"] != self.claim["machine"] or (claim["pid"] != self.claim["pid"] and not msg.retain)
+            run, machine = claim["run"], claim["machine"]
         except (ValueError, TypeError, KeyError):
             return
-        if not other or time.monotonic() - self.clash_said < 60:
+        first = msg.retain and self.connections <= 1
+        if run == self.claim["run"] or (first and machine == self.claim["machine"]):
+            return
+        if time.monotonic() - self.clash_said < 60:
             return
         self.clash_said = time.monotonic()
-        if msg.retain and self.connections <= 1:
+        if first:
             log.warning("warning: the device id %s was last used on this broker by another machine (%s); if it still "
                         "runs, give each device its own --device-id", self.device, claim.get("host", "?"))
         else:
