@@ -91,17 +91,55 @@ def test_smoke_conversion_end_to_end(smoke_run, fmnist, tmp_path):
     assert 0 < unknown["threshold"] < 1 and unknown["images"] == 2000
     assert unknown["unknown_on_garments"] <= 1 - DEFAULT_KEEP + 0.01  # keeps that share of realistic garments
     assert unknown == json.loads(report_path.read_text())["unknown"]
-    # The fingerprint a device compares with (classify-cam --doctor): this file's integers, reference kernels.
-    from device import classify
-    from device.runtime import make_interpreter
-
+    # The fingerprint a device compares with (classify-cam --doctor): this file's integers, reference kernels,
+    # computed here by hand from what the card says it is (not by calling fingerprint() again: an echo).
     recorded = card["reference_outputs"]
     assert recorded["kernels"] == "reference" and len(recorded["raw"]) == 8
-    assert recorded["raw"] == classify.fingerprint(make_interpreter(out, kernels="reference"))
+    assert recorded["raw"] == by_hand(out, recorded["what"], 8)
     # The same pair with the default tolerances: exit 1 if and only if the report failed.
     strict = cli.main(["--check-only", "--model", str(run_dir / "model.keras"), "--output", str(out),
                        "--test-limit", "500", "--report", str(report_path)])
     assert strict == (0 if json.loads(report_path.read_text())["passed"] else 1)
+
+
+def by_hand(model_path, what: str, count: int) -> list[list[int]]:
+    """The fingerprint images as the card describes them ("PCG64 seed N": uniform 0..255 pixels, real value
+    pixel/255), quantized with the input tensor's own scale and zero point and run through the reference
+    kernels: written out here, independent of device.classify."""
+    import re
+
+    from device.runtime import make_interpreter
+
+    seed = int(re.search(r"PCG64 seed (\d+)", what).group(1))
+    pixels = np.random.Generator(np.random.PCG64(seed)).integers(0, 256, (count, 28, 28, 1), dtype=np.uint8)
+    interpreter = make_interpreter(model_path, threads=1, kernels="reference")
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero_point = inp["quantization"]
+    assert inp["dtype"] == np.int8 and scale > 0
+    raw = []
+    for image in pixels:
+        q = np.clip(np.round(image.astype(np.float32) / np.float32(255.0) / np.float32(scale)) + zero_point, -128, 127)
+        interpreter.set_tensor(inp["index"], q.astype(np.int8)[None])
+        interpreter.invoke()
+        raw.append(interpreter.get_tensor(out["index"])[0].tolist())
+    return raw
+
+
+def test_shipped_fingerprint_matches_the_build_machines():
+    """What this machine's reference kernels compute from the shipped int8 file must be the integers the build
+    machine recorded in the shipped card (classify-cam --doctor relies on it): fingerprint() against a record
+    made elsewhere, and against the images worked out by hand."""
+    from device import classify
+    from device.runtime import make_interpreter
+
+    recorded = json.loads(models.CARD.read_text())["reference_outputs"]
+    assert recorded["kernels"] == "reference" and "PCG64 seed 0" in recorded["what"]
+    assert len(recorded["raw"]) == 8 and all(len(r) == 10 for r in recorded["raw"])
+    # Random pixels keep the integers off the rails, where a rounding difference would hide.
+    assert len({v for r in recorded["raw"] for v in r}) > 20 and max(max(r) for r in recorded["raw"]) < 127
+    got = classify.fingerprint(make_interpreter(models.INT8_MODEL, threads=1, kernels="reference"))
+    assert got == recorded["raw"]
+    assert by_hand(models.INT8_MODEL, recorded["what"], 8) == recorded["raw"]
 
 
 def test_mirror_averaging_scores_an_image_and_its_mirror_alike(smoke_run, fmnist, tmp_path):

@@ -1,11 +1,12 @@
 """A picamera2 that is installed but fails to import (the NumPy ABI mismatch) is one clear line, never a crash."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests import conftest
 
 NUMPY_ABI = ("numpy.dtype size changed, may indicate binary incompatibility. "
              "Expected 96 from C header, got 88 from PyObject")
@@ -19,10 +20,9 @@ def stand_in(tmp_path, body: str):
 
 
 def classify_cam(env, *args, timeout=60):
-    import os
-
-    return subprocess.run([sys.executable, "-m", "device.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **env, "PYTHONPATH": env["PYTHONPATH"] + ":" + str(ROOT)})
+    """The installed classify-cam, from a neutral folder, with only the stand-in on PYTHONPATH (never the
+    checkout: the installed device package is what runs)."""
+    return conftest.classify_cam(*args, timeout=timeout, env={**os.environ, **env})
 
 
 @pytest.fixture
@@ -66,7 +66,15 @@ def test_other_import_failures_name_the_cause(tmp_path):
 
 
 def test_missing_picamera2_is_a_plain_set_up_error(tmp_path):
-    r = classify_cam({"PYTHONPATH": str(tmp_path)}, "--source", "picamera")
-    if "picamera2" in sys.modules or r.returncode != 2:
-        pytest.skip("a real picamera2 is installed here")
-    assert "not installed" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    env = {"PYTHONPATH": str(tmp_path)}  # an empty folder: no stand-in
+    # Asked of the very interpreter and environment the run uses, before the run: never from its outcome.
+    probe = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('picamera2') is None)"],
+                           cwd=conftest.NEUTRAL, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() in ("True", "False"), probe.stderr
+    if probe.stdout.strip() == "False":
+        pytest.skip("a real picamera2 is installed in this environment")
+    r = classify_cam(env, "--source", "picamera")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "picamera2 is not installed" in lines[0] and "python3-picamera2" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr

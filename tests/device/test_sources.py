@@ -1,4 +1,8 @@
+import json
+import logging
+import re
 import sys
+import time
 import types
 
 import cv2
@@ -100,15 +104,94 @@ class FakeCapture:
         pass
 
 
-def test_camera_that_stops_is_retried_then_given_up(monkeypatch):
-    fake = FakeCapture(good=3, then="fail")
-    monkeypatch.setattr(sources.VideoCapture, "_open", lambda self: fake)
-    cam = sources.VideoCapture(0, live=True, timeout=0.5)
+def reopen_delays(caplog) -> list[float]:
+    """The backoff delays the source announced: one warning per reopening."""
+    return [float(m.group(1)) for r in caplog.records
+            if (m := re.search(r"no fresh frame; reopening in ([0-9.]+) s", r.getMessage()))]
+
+
+def test_camera_that_stops_is_retried_then_given_up(monkeypatch, caplog):
+    """Reopened with a doubling backoff (0.1, 0.2, 0.4, 0.8 s) until --camera-timeout has passed, then given up."""
+    caplog.set_level(logging.WARNING, logger="classify-cam")
+    fake, opens = FakeCapture(good=3, then="fail"), []
+    monkeypatch.setattr(sources.VideoCapture, "_open", lambda self: opens.append(time.monotonic()) or fake)
+    cam = sources.VideoCapture(0, live=True, timeout=1.0)
     got = []
+    t0 = time.monotonic()
     with pytest.raises(sources.CameraLost, match="no fresh frame"):
         for frame in cam.frames():
             got.append(frame)
+    took = time.monotonic() - t0
     assert len(got) == 3
+    assert reopen_delays(caplog) == [0.1, 0.2, 0.4, 0.8]
+    assert len(opens) == 1 + 4  # the first open, and one reopening after each wait
+    gaps = np.diff(opens)
+    assert all(g >= d * 0.9 for g, d in zip(gaps, [0.1, 0.2, 0.4, 0.8])), gaps  # it waited before each
+    assert 1.0 <= took < 3.0
+
+
+class StandInCamera:
+    """Stands in for cv2.VideoCapture itself: each construction is one opening of the camera. Opening number
+    `plan[k]` delivers that many frames (0: opens but grabs nothing), then reads fail. Frames are a garment
+    photo, each with one pixel of its own so that none is a frozen repeat."""
+
+    plan: list[int] = []
+    opens = 0
+    photo: np.ndarray = None
+
+    def __init__(self, *_args, **_kw):
+        cls = type(self)
+        self.deliver = cls.plan[cls.opens] if cls.opens < len(cls.plan) else 0
+        cls.opens += 1
+        self.reads = 0
+
+    def isOpened(self):
+        return True
+
+    def set(self, *_):
+        return True
+
+    def grab(self):
+        return self.deliver > 0
+
+    def read(self):
+        self.reads += 1
+        if self.reads > self.deliver:
+            return False, None
+        bgr = self.photo.copy()
+        bgr[0, 0] = (self.reads * 7 + type(self).opens) % 256
+        return True, bgr
+
+    def get(self, *_):
+        return 0.0
+
+    def release(self):
+        pass
+
+
+def test_camera_that_comes_back_goes_on_being_classified(monkeypatch, caplog, tmp_path, test_images):
+    """A camera that stops, fails one reopening and then delivers again: the run goes on, the frames after the
+    gap are classified like those before it, and the gap cost exactly two reopenings (0.1 s, then 0.2 s)."""
+    import cv2
+
+    from device import cli
+    from tools.demo import render_photo
+
+    caplog.set_level(logging.WARNING, logger="classify-cam")
+    images, labels = test_images
+    StandInCamera.photo = cv2.cvtColor(render_photo(images[1], seed=1), cv2.COLOR_RGB2BGR)
+    monkeypatch.setattr(StandInCamera, "plan", [4, 0, 50])
+    monkeypatch.setattr(StandInCamera, "opens", 0)
+    monkeypatch.setattr(cv2, "VideoCapture", StandInCamera)
+    out = tmp_path / "log.jsonl"
+    code = cli.main(["--source", "0", "--camera-timeout", "5", "--max-frames", "10", "--output", str(out), "--quiet"])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(10))
+    assert all("label" in r and r["source"] == "camera:0" for r in records), records
+    before, after = records[:4], records[4:]
+    assert {r["label"] for r in after} == {r["label"] for r in before} != {"unknown"}
+    assert StandInCamera.opens == 3 and reopen_delays(caplog) == [0.1, 0.2]
 
 
 def test_frozen_camera_is_not_repeated_forever(monkeypatch):
@@ -119,7 +202,9 @@ def test_frozen_camera_is_not_repeated_forever(monkeypatch):
     with pytest.raises(sources.CameraLost):
         for _ in cam.frames():
             count += 1
-    assert count <= 2 + sources.VideoCapture.STALE_REPEATS
+    from device.sources.base import Stale
+
+    assert count <= 2 + Stale.REPEATS
 
 
 def test_picamera_gives_the_y_plane(monkeypatch):
@@ -146,7 +231,7 @@ def test_picamera_gives_the_y_plane(monkeypatch):
         def start(self):
             pass
 
-        def capture_array(self, name):
+        def capture_array(self, name="main", wait=None):  # picamera2's own signature
             return yuv
 
         def stop(self):
