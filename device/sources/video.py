@@ -33,8 +33,10 @@ class VideoCapture(Source):
         self.target, self.live, self.timeout, self.size = target, live, timeout, size
         self.colour = colour  # RGB frames (item photos, the page); grey otherwise, the cheaper conversion
         self.realtime = realtime and not live  # a video file delivered at its own frame rate, as a camera would
-        # A file's time: its modification time plus each frame's timestamp, the same at any reading speed.
-        self.start_t = os.path.getmtime(target) if isinstance(target, str) and os.path.isfile(target) else None
+        # A file's time: its modification time (a recording fetched by URL: when it was opened) plus each frame's
+        # timestamp, the same at any reading speed. A camera's: the clock when the frame came.
+        local = isinstance(target, str) and os.path.isfile(target)
+        self.start_t = None if live else os.path.getmtime(target) if local else time.time()
         self.name = f"camera:{printable(target)}" if live else printable(target)
         self._clock = None
         self._cv2 = cv2
