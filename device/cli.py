@@ -102,8 +102,8 @@ def run(opts: Options, stop: StopFlag) -> int:
             job = check_first_frame(job, first.image)
         model = job.model
         kernels = ", reference kernels" if job.opts.kernels == "reference" else ""
-        print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.path.name}, "
-              f"source {job.source.name}", file=sys.stderr)
+        print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.path.name} "
+              f"({model.id}), source {job.source.name}", file=sys.stderr)
     except BaseException as exc:  # nothing ran yet: close what was opened, say it in one line
         job.source.close()
         if log:

@@ -24,16 +24,18 @@ def read_labels(path: Path) -> list[str]:
     return labels
 
 
-def verify_model_file(model_path: Path) -> None:
-    """If the model card beside the model lists its sha256, the file must match it."""
+def verify_model_file(model_path: Path) -> str | None:
+    """If the model card beside the model lists its sha256, the file must match it. Returns the file's sha256."""
     model_path = Path(model_path)
     try:
         expected = card.expected_sha256(model_path) if model_path.is_file() else None
     except card.CardError as exc:
         raise ModelError(str(exc)) from None
-    if expected and card.sha256(model_path) != expected:
+    digest = card.sha256(model_path) if model_path.is_file() else None
+    if expected and digest != expected:
         raise ModelError(f"{model_path} does not match the sha256 in its model card: the file is damaged, "
                          "half-copied or not the shipped model")
+    return digest
 
 
 class Model:
@@ -41,7 +43,8 @@ class Model:
 
     def __init__(self, model_path: Path, labels_path: Path, threads: int | None = None,
                  runtime: Runtime | None = None, kernels: str = "default"):
-        verify_model_file(model_path)
+        digest = verify_model_file(model_path)
+        self.id = (digest or "")[:12]  # names the model in every event, the start line and the page
         self.runtime = runtime or find_runtime()
         self.interpreter = make_interpreter(model_path, threads, self.runtime, kernels)
         self.labels = read_labels(labels_path)

@@ -220,7 +220,7 @@ class Tracker:
         self.tally[label] += 1
         return {"event": "placed", "id": self.item.id, "item": number, "device": self.device, "source": frame.source,
                 "time": iso(placed_t), "label": label, "confidence": round(top[0].score, 4),
-                "top": [[labels[c.id], round(c.score, 4)] for c in top], "frames": frames}
+                "top": [[labels[c.id], round(c.score, 4)] for c in top], "frames": frames, "model": self.model.id}
 
     def end_item(self, t: float) -> list[dict]:
         item, self.item = self.item, None
