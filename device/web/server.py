@@ -100,6 +100,7 @@ class Guarded(ThreadingHTTPServer):
 
     daemon_threads = True
     MAX_CLIENTS = 16
+    request_queue_size = 64  # the listen backlog (5 by default): a burst of connections waits for no SYN retry (1 s)
 
     def __init__(self, *args, **kwargs):
         self.slots = threading.BoundedSemaphore(self.MAX_CLIENTS)
@@ -148,6 +149,15 @@ class Handler(BaseHTTPRequestHandler):
     server_state: Server
     protocol_version = "HTTP/1.1"
     timeout = 10  # a viewer that stops reading is dropped, never waited for
+    idle_timeout = 2  # a connection that sends no request frees its slot soon, so idle sockets cannot lock the page out
+
+    def handle_one_request(self):
+        self.connection.settimeout(self.idle_timeout)  # waiting for a request
+        super().handle_one_request()
+
+    def parse_request(self):
+        self.connection.settimeout(self.timeout)  # a request came: reading it and answering it
+        return super().parse_request()
 
     def log_message(self, *args):  # no access log on the device's stderr
         pass
