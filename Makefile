@@ -63,8 +63,12 @@ demo: setup
 	$(BIN)/python -m tools.demo --out build/demo
 	$(BIN)/classify-cam --source build/demo --output build/demo.jsonl --dump-input build/demo-seen
 
+# The device tests run against the installed wheel in test-lean (twice where tflite-runtime has wheels);
+# here, in .venv, everything else and the few device tests that build models with TensorFlow.
+DEVICE_TF_TESTS := tests/device/test_classify.py tests/device/test_cli.py::test_model_with_the_wrong_input_is_refused
 test: setup check-parts
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/device
+	$(BIN)/python -m pytest -q $(DEVICE_TF_TESTS)
 	$(MAKE) --no-print-directory test-lean
 
 # The device as a Pi gets it: plain (non-editable) installs of each device extra, no TensorFlow. The

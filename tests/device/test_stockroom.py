@@ -42,7 +42,8 @@ def check_pairs(events):
     for e in placed:
         later = events[events.index(e) + 1:]
         assert [r for r in later if r["id"] == e["id"]][0]["dwell_s"] > 0
-        assert {"event", "id", "item", "device", "source", "time", "label", "confidence", "top", "frames", "model"} <= set(e)
+        assert {"event", "id", "item", "device", "source", "time", "label", "confidence", "top", "frames",
+                "model"} <= set(e)
         assert len(e["model"]) == 12 and int(e["model"], 16) >= 0  # the first 12 hex of the int8 file's sha256
     return placed
 
