@@ -40,7 +40,8 @@ class Outputs:
                 raise
             if not self.failed:
                 self.first_failure = str(exc)
-                print(f"classify-cam: warning: {exc}; the events go on to the broker and the page", file=sys.stderr)
+                print(f"classify-cam: warning: {exc}; stockroom mode goes on (events still reach the screen, the "
+                      "page and any --mqtt broker)", file=sys.stderr)
             self.failed += 1
         self.screen.line(line)
 
