@@ -8,10 +8,12 @@ screen, dump, window, page), and everything is closed, whatever ended the loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import sys
+import threading
 from device.job import UsageError
 from device.oneline import EXIT_FAULT, EXIT_OK, EXIT_USAGE
 from device.options import Options, parse
@@ -133,17 +135,21 @@ def loop(job, log, first: list, frames, stop: StopFlag) -> int:
     opts, source = job.opts, job.source
     live = serve(job)
     step = make_step(job)
-    if live and getattr(step, "publisher", None):
-        live.broker = step.publisher.state
     outputs = Outputs(log, Screen(quiet=opts.quiet), opts.dump_input, keep_going=opts.events)
+    lock = threading.Lock()  # the record is written by the loop, and corrected from the page's threads
+    if live and opts.events:
+        live.broker = step.publisher.state if step.publisher else None
+        live.items = step.items
+        live.correct = functools.partial(correct, lock, step, outputs)
     viewer = Viewer() if opts.show else None
     status, shown = EXIT_OK, {}
     try:
         for index, frame in enumerate(chain(first, frames)):
-            results = step(frame, index)
-            for record, x in results:
-                outputs.write(record, x, index, step.describe(record))
-                shown = record
+            with lock:
+                results = step(frame, index)
+                for record, x in results:
+                    outputs.write(record, x, index, step.describe(record))
+                    shown = record
             if live:
                 live.update(frame.image, step.seen, [r for r, _ in results], step.tally, step.busy)  # references
             if viewer:
@@ -159,6 +165,14 @@ def loop(job, log, first: list, frames, stop: StopFlag) -> int:
         step.close(live_source=source.live)
         print(step.summary() + outputs.summary(), file=sys.stderr)
     return status if not outputs.failed else EXIT_FAULT
+
+
+def correct(lock, step, outputs, item_id: str, label: str) -> dict:
+    """A relabel from the page, written and published like any event, between two frames of the loop."""
+    with lock:
+        record = step.correct(item_id, label)
+        outputs.write(record, None, -1, step.describe(record))
+    return record
 
 
 if __name__ == "__main__":

@@ -134,7 +134,8 @@ def serve(job: Job):
     from device.config import ConfigError, ConfigFile
     from device.web import Live, Server
 
-    facts = {"runtime": f"{job.model.runtime.name} {job.model.runtime.version}", "model": f"{job.model.path.name} ({job.model.id})",
+    facts = {"runtime": f"{job.model.runtime.name} {job.model.runtime.version}",
+             "model": f"{job.model.path.name} ({job.model.id})",
              "threshold": round(job.settings.threshold, 2), "source": job.source.name,
              "mode": "stockroom events" if opts.events else "a record per frame",
              "background": str(opts.background) if opts.background else "none (learnt from the empty table with "

@@ -13,7 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 from device.output import write_picture
+from device.pipeline import now_iso
 from device.spec import folder_name, picture
+from device.stockroom.items import Items
 from device.stockroom.tracker import EventSettings, Tracker
 
 log = logging.getLogger("classify-cam")
@@ -28,6 +30,8 @@ class StockroomStep:
         self.tracker = Tracker(model, device_id, settings.threshold, settings.top_k, settings.roi,
                                settings.background, EventSettings(settle=settle), keep_photo=bool(save_items))
         self.save_items = save_items
+        self.items = Items(save_items)  # what the page lists and corrects
+        self.device = device_id
         self.frames, self.placed = 0, Counter()
         self.publisher = None
         if broker is not None:  # the queue was opened (locked, checked) at set-up
@@ -66,17 +70,34 @@ class StockroomStep:
                     self.item_photo(event)
             if self.publisher:
                 self.publisher.publish(event, self.tracker.tally)
+            self.items.add(event)
             out.append((event, seen))
         return out
 
+    def correct(self, item_id: str, label: str) -> dict:
+        """A person's correction from the page: the `relabelled` record, the photo moved, the tally moved from
+        `was` to `label`, queued for the broker like any event. KeyError / ValueError as Items.relabel."""
+        record = self.items.relabel(item_id, label, self.device, now_iso())
+        for counts in (self.tracker.tally, self.placed):
+            counts[record["was"]] -= 1
+            counts[label] += 1
+            if counts[record["was"]] <= 0:
+                del counts[record["was"]]
+        if self.publisher:
+            self.publisher.publish(record, self.tracker.tally)
+        return record
+
     def item_photo(self, event: dict) -> None:
-        """DIR/<label>/<id>.jpg (full resolution) and <id>.input.png (what the model saw): the layout
-        fashion-train --photos reads. A photo that cannot be written becomes a warning on the event."""
-        label_dir = Path(self.save_items) / folder_name(event["label"])
+        """DIR/<label>/<id>.jpg (full resolution): the layout fashion-train --photos reads, nothing but photos in
+        the label folders; what the model saw goes to DIR/.inputs/<id>.png, out of the training tree (a
+        relabelled photo never leaves a twin behind with the old label). A photo that cannot be written
+        becomes a warning on the event."""
+        label_dir, inputs = Path(self.save_items) / folder_name(event["label"]), Path(self.save_items) / ".inputs"
         try:
             label_dir.mkdir(parents=True, exist_ok=True)
+            inputs.mkdir(exist_ok=True)
             write_picture(label_dir / f"{event['id']}.jpg", self.tracker.photo)
-            write_picture(label_dir / f"{event['id']}.input.png", picture(self.tracker.photo_input))
+            write_picture(inputs / f"{event['id']}.png", picture(self.tracker.photo_input))
         except OSError as exc:
             event["warning"] = f"photo not saved: {exc.strerror or exc}"
             log.warning("warning: cannot write --save-items %s: %s; the event is kept without its photo", label_dir,
@@ -87,6 +108,8 @@ class StockroomStep:
         if event["event"] == "placed":
             return (f"[item {event['item']}] placed: {event['label']} {event['confidence']:.2f} "
                     f"({event['frames']} frames)")
+        if event["event"] == "relabelled":
+            return f"[{event['id']}] relabelled on the page: {event['was']} -> {event['label']}"
         return f"[item {event['item']}] removed after {event['dwell_s']:.1f} s"
 
     def close(self, live_source: bool) -> None:

@@ -70,13 +70,19 @@ class View:
             if counts is not None:
                 self.tallies[device] = counts
             return None
-        if kind != "events" or not isinstance(data, dict) or data.get("event") != "placed":
+        if kind != "events" or not isinstance(data, dict) or data.get("event") not in ("placed", "relabelled"):
             return None
-        key = data.get("id")
-        if not isinstance(key, str) or not isinstance(data.get("label"), str) or key in self.seen:
-            return None  # at least once: a resent event keeps its id; an event without a usable id is junk
-        self.seen.add(key)
-        return f"{data.get('time', '')}  {device}: {data['label']}"
+        key, label = data.get("id"), data.get("label")
+        if not isinstance(key, str) or not isinstance(label, str):
+            return None  # an event without a usable id or label is junk
+        # At least once: a resent event keeps its id (and a correction its time), so each is shown once.
+        seen = key if data["event"] == "placed" else (key, "relabelled", str(data.get("time")), label)
+        if seen in self.seen:
+            return None
+        self.seen.add(seen)
+        if data["event"] == "relabelled":
+            return f"{data.get('time', '')}  {device}: {data.get('was')} corrected to {label}"
+        return f"{data.get('time', '')}  {device}: {label}"
 
     def table(self) -> str:
         return table(self.tallies)

@@ -1,4 +1,4 @@
-"""The page's HTTP server, and the Live state the loop hands it.
+"""The page's HTTP server, in a thread beside the loop.
 
 The standard library's threaded HTTP server, in a thread of its own beside the classifying loop.
 The loop only hands over references (the latest frame, what the model saw, the latest record or
@@ -9,9 +9,12 @@ GET  /              the page: page.html beside this file (no build step, nothing
 GET  /frame.jpg     the live picture, downscaled, the region of interest drawn on it
 GET  /input.png     what the model saw, 28x28 enlarged
 GET  /state.json    label, confidence, the last events, the tally, runtime/model/fps facts, the settings
+GET  /api/items      {"items": [...], "total": N}: this run's items, newest first (?offset=&limit= pages)
+GET  /items/ID.jpg   an item's photo (with --save-items)
+POST /api/items/ID/label  {"label": "Coat"}: correct an item (the relabelled record)   (needs the token)
 POST /api/roi        {"roi": [x, y, w, h]} (frame pixels) -> the settings file   (needs the token)
 POST /api/background the current frame becomes the empty-table picture           (needs the token)
-Actions that change settings need the token (header X-Token): printed once at start, or set in
+Actions that change anything need the token (header X-Token): printed once when made, kept in
 the settings file. Changed settings are written to the --config file (device/config.py), which
 classify-cam reads at start (flags on the command line win), and take effect at the next start.
 """
@@ -20,70 +23,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sys
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import numpy as np
+from urllib.parse import parse_qs, urlsplit
 
 from device.config import ConfigFile, valid_roi
 from device.output import write_picture
-from device.spec import picture
+from device.web.live import Live, jpeg, png_input
 
 log = logging.getLogger("classify-cam")
-VIEW_WIDTH = 480  # pixels: the live picture is downscaled to this for the page
-
-
-class Live:
-    """What the page shows; set by the loop (plain assignments), read by the server threads."""
-
-    def __init__(self, facts: dict, roi=None):
-        self.frame = None  # the latest picture (H, W) or (H, W, 3), as the source gave it
-        self.seen = None  # the latest model input (28, 28, 1) float
-        self.record = {}  # the latest per-frame record, or the latest event
-        self.events = deque(maxlen=10)
-        self.tally = {}
-        self.facts = dict(facts)
-        self.roi = roi
-        self.frames, self.started = 0, time.monotonic()
-        self.busy = False  # something lies or moves on the table (stockroom mode): no background may be taken
-        self.broker = None  # with --mqtt: a callable giving the broker's state (reached, waiting events, ...)
-
-    def update(self, frame, seen, records=(), tally=None, busy: bool = False) -> None:
-        """One frame's picture, the latest model input, and the records it gave (per-frame records or events)."""
-        self.frame, self.frames, self.busy = frame, self.frames + 1, busy
-        if seen is not None:
-            self.seen = seen
-        for r in records:
-            if "event" in r:
-                self.events.appendleft(r)
-            self.record = r  # the page says "removed" once the item is gone, not its old label
-        if tally is not None:
-            self.tally = dict(tally)
-
-
-def jpeg(image: np.ndarray, roi=None) -> bytes:
-    import cv2
-
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if roi:
-        x, y, w, h = roi
-        cv2.rectangle(bgr, (x, y), (x + w, y + h), (0, 200, 255), max(2, bgr.shape[1] // 240))
-    scale = VIEW_WIDTH / bgr.shape[1]
-    if scale < 1:
-        bgr = cv2.resize(bgr, (VIEW_WIDTH, round(bgr.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
-
-
-def png_input(seen: np.ndarray) -> bytes:
-    import cv2
-
-    big = cv2.resize(picture(seen), (168, 168), interpolation=cv2.INTER_NEAREST)
-    return cv2.imencode(".png", big)[1].tobytes()
+ITEM_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")  # what an item id may be; anything else is no item (404)
 
 
 def page() -> bytes:
@@ -172,7 +126,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         s, live = self.server_state, self.server_state.live
-        path = self.path.split("?")[0]
+        url = urlsplit(self.path)
+        path = url.path
+        if path == "/api/items":
+            return self.items_page(live, parse_qs(url.query))
+        if path.startswith("/items/") and path.endswith(".jpg"):
+            item_id = path[len("/items/"):-len(".jpg")]
+            photo = live.items.photo(item_id) if live.items and ITEM_ID.fullmatch(item_id) else None
+            if photo is None:
+                return self.text(404, "no photo of that item")
+            try:
+                return self.send(200, photo.read_bytes(), "image/jpeg")
+            except OSError:
+                return self.text(404, "no photo of that item")
         if path == "/":
             return self.send(200, page(), "text/html; charset=utf-8")
         if path == "/frame.jpg":
@@ -214,16 +180,44 @@ class Handler(BaseHTTPRequestHandler):
             return self.text(400, "the request body is not JSON")
         return body if isinstance(body, dict) else self.text(400, "the request body must be a JSON object")
 
+    def items_page(self, live, query: dict):
+        try:
+            offset = max(int(query.get("offset", ["0"])[0]), 0)
+            limit = min(max(int(query.get("limit", ["50"])[0]), 1), 500)
+        except ValueError:
+            return self.text(400, "offset and limit must be whole numbers")
+        items = live.items
+        answer = {"items": items.page(offset, limit) if items else [], "total": len(items.items) if items else 0,
+                  "offset": offset}
+        return self.send(200, json.dumps(answer).encode(), "application/json")
+
+    def relabel(self, item_id: str, body: dict):
+        live = self.server_state.live
+        if live.correct is None or not ITEM_ID.fullmatch(item_id) or item_id not in live.items.items:
+            return self.text(404, "no such item (corrections are for this run's items, in stockroom mode)")
+        try:
+            record = live.correct(item_id, body.get("label"))
+        except KeyError:
+            return self.text(404, "no such item")
+        except ValueError as exc:
+            return self.text(400, str(exc))
+        except OSError as exc:
+            return self.text(500, f"cannot move the photo: {exc.strerror or exc}")
+        return self.send(200, json.dumps({"relabelled": record}).encode(), "application/json")
+
     def do_POST(self):
         s = self.server_state
-        path = self.path.split("?")[0]
-        if path not in ("/api/roi", "/api/background"):
+        path = urlsplit(self.path).path
+        item = re.fullmatch(r"/api/items/([^/]+)/label", path)
+        if path not in ("/api/roi", "/api/background") and not item:
             return self.text(404, "not found")
         if not secrets.compare_digest(self.headers.get("X-Token", "").encode(), s.token.encode()):
             return self.text(403, "wrong or missing token")
         body = self.body()
         if body is None:
             return None
+        if item:
+            return self.relabel(item.group(1), body)
         frame = s.live.frame
         if frame is None:
             return self.text(503, "no frame yet")

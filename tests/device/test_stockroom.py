@@ -129,11 +129,12 @@ def test_save_items_writes_the_photo_layout_fashion_train_reads(scene, tmp_path)
         folder = tmp_path / "items" / folder_name(e["label"])
         photo = cv2.imread(str(folder / f"{e['id']}.jpg"))
         assert photo is not None and photo.shape[:2] == (240, 320)  # full resolution
-        assert cv2.imread(str(folder / f"{e['id']}.input.png"), 0).shape == (28, 28)
+        assert cv2.imread(str(tmp_path / "items" / ".inputs" / f"{e['id']}.png"), 0).shape == (28, 28)
+        assert all(p.suffix == ".jpg" for p in folder.iterdir())  # nothing but photos in the label folders
     from train import photos
 
     found = photos.scan([tmp_path / "items"])  # the layout needs no mapping
-    assert len([p for p in found if p.path.suffix == ".jpg"]) == len(placed)
+    assert sorted(p.path.stem for p in found) == sorted(e["id"] for e in placed)
 
 
 def test_events_flags_need_a_video_source(tmp_path):

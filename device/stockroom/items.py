@@ -1,0 +1,68 @@
+"""The items of this run, newest first, and the one way their record is corrected afterwards: a relabel.
+
+The page lists them (GET /api/items) and a person who saw a mistake corrects it (POST
+/api/items/<id>/label): the photo moves to the right label folder of the --save-items tree, and a
+`relabelled` record (the same id, the new label, `was`) is written and published like any event,
+so the tally moves the item from `was` to `label`. A correction of a correction is the same again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+from device.spec import CLASS_NAMES, UNKNOWN, folder_name
+
+LABELS = (*CLASS_NAMES, UNKNOWN)
+KEEP = 2000  # items remembered for the page; older ones drop off the list (their photos stay on disk)
+
+
+class Items:
+    def __init__(self, save_items: Path | None):
+        self.save_items = Path(save_items) if save_items else None
+        self.items = OrderedDict()  # id -> the item as the page shows it, oldest first
+
+    def add(self, event: dict) -> None:
+        """Follow the loop's events: a placed item is listed; its removal adds the dwell time."""
+        if event["event"] == "placed":
+            self.items[event["id"]] = {
+                "id": event["id"], "label": event["label"], "confidence": event["confidence"], "time": event["time"],
+                "model": event.get("model"), "top": event["top"], "dwell_s": None,
+                "photo": f"/items/{event['id']}.jpg" if self.photo(event["id"], event["label"]) else None}
+            while len(self.items) > KEEP:
+                self.items.popitem(last=False)
+        elif event["event"] == "removed" and event["id"] in self.items:
+            self.items[event["id"]]["dwell_s"] = event["dwell_s"]
+
+    def page(self, offset: int = 0, limit: int = 50) -> list[dict]:
+        newest = list(reversed(self.items.values()))
+        return [dict(item) for item in newest[offset: offset + limit]]
+
+    def photo(self, item_id: str, label: str | None = None) -> Path | None:
+        """Where the item's photo is, if it was saved (in its current label's folder)."""
+        item = self.items.get(item_id)
+        label = label or (item["label"] if item else None)
+        if not self.save_items or label is None:
+            return None
+        path = self.save_items / folder_name(label) / f"{item_id}.jpg"
+        return path if path.is_file() else None
+
+    def relabel(self, item_id: str, label: str, device: str, now: str) -> dict:
+        """The `relabelled` record for a correction, the photo moved with it; KeyError for an item not listed,
+        ValueError for a label that is not one of the ten classes or `unknown`."""
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}")
+        item = self.items[item_id]
+        was = item["label"]
+        photo = self.photo(item_id, was)
+        if photo is not None and label != was:
+            target = self.save_items / folder_name(label)
+            target.mkdir(parents=True, exist_ok=True)
+            os.replace(photo, target / photo.name)  # the same file system: never half moved
+            try:
+                photo.parent.rmdir()  # a label folder left empty would stop fashion-train --photos
+            except OSError:
+                pass
+        item["label"] = label
+        return {"event": "relabelled", "id": item_id, "device": device, "time": now, "label": label, "was": was}

@@ -1,0 +1,62 @@
+"""What the page shows, handed over by the loop: the Live state, and its pictures encoded when a viewer asks."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from device.spec import picture
+
+VIEW_WIDTH = 480  # pixels: the live picture is downscaled to this for the page
+
+
+class Live:
+    """What the page shows; set by the loop (plain assignments), read by the server threads."""
+
+    def __init__(self, facts: dict, roi=None):
+        self.frame = None  # the latest picture (H, W) or (H, W, 3), as the source gave it
+        self.seen = None  # the latest model input (28, 28, 1) float
+        self.record = {}  # the latest per-frame record, or the latest event
+        self.events = deque(maxlen=10)
+        self.tally = {}
+        self.facts = dict(facts)
+        self.roi = roi
+        self.frames, self.started = 0, time.monotonic()
+        self.busy = False  # something lies or moves on the table (stockroom mode): no background may be taken
+        self.broker = None  # with --mqtt: a callable giving the broker's state (reached, waiting events, ...)
+        self.items = None  # with --events: device.stockroom.items.Items, the recent items
+        self.correct = None  # with --events: correct(item_id, label) -> the relabelled record
+
+    def update(self, frame, seen, records=(), tally=None, busy: bool = False) -> None:
+        """One frame's picture, the latest model input, and the records it gave (per-frame records or events)."""
+        self.frame, self.frames, self.busy = frame, self.frames + 1, busy
+        if seen is not None:
+            self.seen = seen
+        for r in records:
+            if "event" in r:
+                self.events.appendleft(r)
+            self.record = r  # the page says "removed" once the item is gone, not its old label
+        if tally is not None:
+            self.tally = dict(tally)
+
+
+def jpeg(image: np.ndarray, roi=None) -> bytes:
+    import cv2
+
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if roi:
+        x, y, w, h = roi
+        cv2.rectangle(bgr, (x, y), (x + w, y + h), (0, 200, 255), max(2, bgr.shape[1] // 240))
+    scale = VIEW_WIDTH / bgr.shape[1]
+    if scale < 1:
+        bgr = cv2.resize(bgr, (VIEW_WIDTH, round(bgr.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+
+
+def png_input(seen: np.ndarray) -> bytes:
+    import cv2
+
+    big = cv2.resize(picture(seen), (168, 168), interpolation=cv2.INTER_NEAREST)
+    return cv2.imencode(".png", big)[1].tobytes()

@@ -1,0 +1,100 @@
+"""Review and correct from the page: the item list, its photos, and a relabel that the whole record follows.
+
+A real classify-cam (--events --save-items --serve --mqtt, a rendered video at its own frame rate), a
+real mosquitto, plain HTTP: the photo moves to the right label folder, a `relabelled` record goes to
+--output and to the events topic, the retained tally moves the item, and stockroom-tally says it.
+"""
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from device.spec import folder_name
+from tests.conftest import NEUTRAL, command
+from tests.device.test_stockroom import Broker, Listener, free_port, wait_until
+from tools.stockroom_video import render, script
+
+
+def call(url, body=None, token=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"X-Token": token or "", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.fixture
+def running(tmp_path, fmnist):
+    """classify-cam on a 3-garment video at its own pace, serving the page and publishing to a real broker."""
+    steps, truth = script(fmnist.test.images, fmnist.test.labels, 3, seconds=3.0)
+    video = render(tmp_path / "v.avi", steps, (320, 240))
+    broker = Broker(tmp_path)
+    listener = Listener(broker)
+    port = free_port()
+    config = tmp_path / "settings.json"
+    proc = subprocess.Popen(command("classify-cam") + [
+        "--source", str(video), "--events", "--realtime", "--quiet", "--save-items", str(tmp_path / "items"),
+        "--output", str(tmp_path / "e.jsonl"), "--mqtt", broker.url(), "--device-id", "pi-r", "--queue",
+        str(tmp_path / "q"), "--serve", f"127.0.0.1:{port}", "--config", str(config)],
+        cwd=NEUTRAL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert wait_until(config.is_file, 20), "the page never started"
+    token = json.loads(config.read_text())["token"]
+    yield f"http://127.0.0.1:{port}", token, proc, tmp_path, broker, listener
+    proc.kill()
+    proc.wait()
+    listener.close()
+    broker.close()
+
+
+def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running):
+    base, token, proc, tmp_path, broker, listener = running
+    items = lambda: json.loads(call(base + "/api/items")[1])["items"]  # noqa: E731
+    assert wait_until(lambda: len(items()) >= 2, 40), proc.stderr.read() if proc.poll() is not None else ""
+    newest, older = items()[0], items()[1]
+    assert newest["time"] > older["time"]  # newest first
+    assert {"id", "label", "confidence", "time", "photo", "model"} <= set(newest)
+    status, jpeg = call(base + newest["photo"])
+    assert status == 200 and jpeg[:2] == b"\xff\xd8"
+    item, was = older["id"], older["label"]
+    new = "Coat" if was != "Coat" else "Bag"
+
+    assert call(f"{base}/api/items/{item}/label", {"label": new})[0] == 403  # no token
+    assert call(f"{base}/api/items/nope-1/label", {"label": new}, token)[0] == 404
+    assert call(f"{base}/api/items/{item}/label", {"label": "Hat"}, token)[0] == 400
+    assert call(f"{base}/items/..%2f..%2fsettings.jpg")[0] == 404
+
+    status, body = call(f"{base}/api/items/{item}/label", {"label": new}, token)
+    assert status == 200, body
+    record = json.loads(body)["relabelled"]
+    assert {k: record[k] for k in ("event", "id", "label", "was", "device")} == \
+        {"event": "relabelled", "id": item, "label": new, "was": was, "device": "pi-r"}
+    photo = tmp_path / "items" / folder_name(new) / f"{item}.jpg"
+    assert photo.is_file() and not (tmp_path / "items" / folder_name(was) / f"{item}.jpg").exists()
+    assert [i["label"] for i in items() if i["id"] == item] == [new]
+
+    # A correction of the correction, then the whole record follows: the log, the broker, the retained tally.
+    assert call(f"{base}/api/items/{item}/label", {"label": "unknown"}, token)[0] == 200
+    assert (tmp_path / "items" / "unknown" / f"{item}.jpg").is_file()
+    assert wait_until(lambda: sum(e["event"] == "relabelled" for e in listener.events()) == 2, 20)
+    proc.wait(60)
+    lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    relabels = [(e["was"], e["label"]) for e in lines if e["event"] == "relabelled"]
+    assert relabels == [(was, new), (new, "unknown")]
+    placed = [e["label"] for e in lines if e["event"] == "placed"]
+    expected = {}
+    for label in placed:
+        expected[label] = expected.get(label, 0) + 1
+    expected[was] -= 1
+    expected["unknown"] = expected.get("unknown", 0) + 1
+    expected = {k: v for k, v in expected.items() if v}
+    assert wait_until(lambda: json.loads(listener.last("pi-r/tally") or "{}") == expected, 20), \
+        (listener.last("pi-r/tally"), expected)
+    out = subprocess.run(command("stockroom-tally") + ["--mqtt", broker.url(), "--once", "--wait", "1"], cwd=NEUTRAL,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "unknown 1" in out.stdout, out.stdout + out.stderr
