@@ -28,7 +28,7 @@ def read(path: Path) -> dict:
         return {}
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CardError(f"model card {path} is damaged ({exc}): restore it from the repository") from None
     if not isinstance(card, dict) or not isinstance(card.get("files", {}), dict):
         raise CardError(f"model card {path} is damaged (not a JSON object with a 'files' table)")

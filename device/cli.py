@@ -85,7 +85,7 @@ class StopFlag:
 # -- the one loop ----------------------------------------------------------------------------------------
 def run(opts: Options, stop: StopFlag) -> int:
     from device import sources
-    from device.job import check_first_frame, open_log, setup
+    from device.job import check_first_frame, open_log, serve, setup
 
     try:
         job = setup(opts)
@@ -102,6 +102,7 @@ def run(opts: Options, stop: StopFlag) -> int:
         first = next(frames, None)
         if first is not None and first.image is not None and not is_folder(job.source):
             job = check_first_frame(job, first.image)
+        live = serve(job)  # a port in use is a set-up error too, said before anything else
         model = job.model
         kernels = ", reference kernels" if job.opts.kernels == "reference" else ""
         print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.path.name} "
@@ -114,7 +115,7 @@ def run(opts: Options, stop: StopFlag) -> int:
             raise
         print(f"classify-cam: {exc}", file=sys.stderr)
         return EXIT_FAULT
-    return loop(job, log, [] if first is None else [first], frames, stop)
+    return loop(job, log, live, [] if first is None else [first], frames, stop)
 
 
 def is_folder(source) -> bool:
@@ -124,16 +125,15 @@ def is_folder(source) -> bool:
     return isinstance(source, ImageFiles) and len(source.paths) > 1
 
 
-def loop(job, log, first: list, frames, stop: StopFlag) -> int:
+def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     """Frames in, the step's records out to every output; everything closed whatever ends it."""
     from itertools import chain
 
     from device import sources
-    from device.job import make_step, serve
+    from device.job import make_step
     from device.output import OutputError, Outputs, Screen, Viewer
 
     opts, source = job.opts, job.source
-    live = serve(job)
     step = make_step(job)
     outputs = Outputs(log, Screen(quiet=opts.quiet), opts.dump_input, keep_going=opts.events)
     lock = threading.Lock()  # the record is written by the loop, and corrected from the page's threads

@@ -18,11 +18,17 @@ class ConfigError(ValueError):
 
 
 def read_config(path: Path) -> dict:
-    """The settings as a dict; ConfigError naming the file and what is wrong with it."""
+    """The settings as a dict ({} for a file not made yet); ConfigError naming the file and what is wrong with it."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return {}
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: not a file (a folder, a broken link or a link loop)")
     try:
         values = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"--config {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise ConfigError(f"--config {path}: {exc if not isinstance(exc, RecursionError) else 'nested too deep'}") \
+            from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a JSON object")
     if values.get("roi") is not None and not valid_roi(values["roi"]):
@@ -44,24 +50,31 @@ class ConfigFile:
 
     def __init__(self, path: Path | None):
         self.path = Path(path) if path else None
-        self.values = read_config(self.path) if self.path and self.path.is_file() else {}
+        self.values = read_config(self.path) if self.path else {}
         self.lock = threading.Lock()
 
     def set(self, **values) -> None:
         """Change settings and save them whole: a temporary file beside the real one, then a rename.
 
-        The real file is written where a symlink points, with the mode it had (0600 when it holds the token)."""
+        The real file is written where a symlink points, with the mode it had, never readable by others
+        while it holds the token (0600 when new). The temporary file is 0600 from its first byte."""
         with self.lock:
             self.values.update(values)
             if not self.path:
                 return
-            target = self.path.resolve()
-            mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o600
-            tmp = target.with_name(target.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(self.values, indent=2) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)  # the umask may have narrowed it
-            os.replace(tmp, target)
+            target = Path(os.path.realpath(self.path))
+            mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else 0o600
+            if self.values.get("token"):
+                mode &= 0o700
+            tmp = target.with_name(f".{target.name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(json.dumps(self.values, indent=2) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, mode)
+                os.replace(tmp, target)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise

@@ -10,6 +10,8 @@ from __future__ import annotations
 import platform
 import sys
 
+from device.job import UsageError
+
 
 def doctor(opts) -> int:
     import numpy as np
@@ -59,20 +61,57 @@ def doctor(opts) -> int:
           + ("the model card's calibrated threshold)" if calibrated else "no calibrated threshold in a model card "
              "beside the model: the 0.5 default; give --threshold)"))
     ok = arithmetic(opts, model) and ok
+    try:
+        opts = settings_check(opts) if ok else opts
+        source_fine = source_check(opts)
+    except UsageError as exc:  # what would stop classify-cam with exit 2 stops the doctor's "ready" too
+        print(f"settings    PROBLEM: {exc}")
+        ok = False
     if not ok:
         print("status      PROBLEM: see above")
         return 2
-    waiting = [what for what, fine in (("the source", source_check(opts)), ("the broker", broker_check(opts)))
-               if not fine]
+    waiting = [what for what, fine in (("the source", source_fine), ("the broker", broker_check(opts))) if not fine]
     print("status      " + (f"NOT READY: the model runs here, but {' and '.join(waiting)} cannot be used yet (above)"
                             if waiting else "OK: ready to classify"))
     sys.stdout.flush()
     return 1 if waiting else 0
 
 
+def settings_check(opts):
+    """The settings classify-cam checks at set-up (the config file, the background, the broker's URL and queue,
+    the output paths), checked the same way: UsageError for what would be exit 2. Returns the options with the
+    config file's settings filled in. A queue held by a running classify-cam is said, not a problem."""
+    from device.job import open_log, with_config
+    from device.preprocess import check_picture
+    from device.sources import read_image
+
+    opts, _ = with_config(opts)
+    if opts.background is not None:
+        try:
+            check_picture(read_image(opts.background), "background")
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"--background {opts.background}: {exc}") from None
+    if opts.mqtt:
+        from device.job import mqtt_setup
+
+        try:
+            mqtt_setup(opts)[1].close()
+        except UsageError as exc:
+            if "in use by another classify-cam" not in str(exc):
+                raise
+            print(f"queue       {exc} (a running service: fine)")
+    log = open_log(opts)
+    if log:
+        log.close()
+    print("settings    OK: config, background, outputs" + (", broker URL and queue" if opts.mqtt else ""))
+    return opts
+
+
 def source_check(opts) -> bool:
-    """Open --source and take one frame from it, as classify-cam would."""
+    """Open --source and take one frame from it, as classify-cam would, and hold the region and background
+    against it (UsageError, as classify-cam's set-up)."""
     from device import sources
+    from device.job import Job, check_first_frame
 
     source = None
     try:
@@ -87,6 +126,12 @@ def source_check(opts) -> bool:
         if source is not None:
             source.close()
     print(f"source      OK: {source.name} gave a {frame.image.shape[1]}x{frame.image.shape[0]} frame")
+    if opts.roi is not None or opts.background is not None:
+        from device.pipeline import LabelSettings
+        from device.preprocess import check_picture
+
+        background = check_picture(sources.read_image(opts.background)) if opts.background else None
+        check_first_frame(Job(opts, None, source, LabelSettings(roi=opts.roi, background=background)), frame.image)
     return True
 
 
@@ -98,7 +143,7 @@ def broker_check(opts) -> bool:
 
     import paho.mqtt.client as mqtt
 
-    from device.stockroom.mqtt import MqttUrlError, parse_url, reason
+    from device.stockroom.url import MqttUrlError, parse_url, reason
 
     try:
         broker = parse_url(opts.mqtt)

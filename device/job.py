@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from device.options import Options
 
@@ -25,7 +24,7 @@ class Job:
     source: object  # device.sources.Source
     settings: object  # device.pipeline.LabelSettings
     from_config: tuple = ()  # the settings that came from the --config file, not the command line
-    broker: object = None  # device.stockroom.mqtt.Broker with --mqtt
+    broker: object = None  # device.stockroom.url.Broker with --mqtt
     queue: object = None  # device.stockroom.queue.Queue: where events wait for the broker (locked, checked)
 
 
@@ -36,12 +35,12 @@ def with_config(opts: Options) -> tuple[Options, tuple]:
     if not opts.config:
         return opts, ()
     try:
-        values = read_config(opts.config) if opts.config.is_file() else {}
+        values = read_config(opts.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     roi = opts.roi if opts.roi is not None or not values.get("roi") else tuple(values["roi"])
     background = opts.background if opts.background is not None or not values.get("background") \
-        else Path(values["background"])
+        else opts.config.parent / values["background"]  # a relative path is the config file's neighbour
     used = tuple(k for k, v in (("roi", roi), ("background", background)) if v is not None and v != getattr(opts, k))
     return replace(opts, roi=roi, background=background), used
 
@@ -64,7 +63,8 @@ def setup(opts: Options) -> Job:
         try:
             background = check_picture(sources.read_image(opts.background), "background")
         except (ValueError, OSError) as exc:
-            raise UsageError(f"--background {opts.background}: {exc}") from None
+            where = f"the background saved in {opts.config}" if "background" in from_config else "--background"
+            raise UsageError(f"{where} {opts.background}: {exc}") from None
     broker = queue = None
     if opts.mqtt:
         broker, queue = mqtt_setup(opts)
@@ -73,10 +73,10 @@ def setup(opts: Options) -> Job:
         source = sources.open_source(opts.source, opts.camera_timeout, colour=colour, realtime=opts.realtime)
     except sources.SourceError as exc:
         raise UsageError(str(exc)) from None
-    if opts.events and isinstance(source, sources.ImageFiles):
+    if isinstance(source, sources.ImageFiles) and (opts.events or opts.realtime):
         source.close()
-        raise UsageError("--events is for cameras, streams and video files (one record per item on a table), "
-                         "not for image files")
+        raise UsageError(f"{'--events' if opts.events else '--realtime'} is for cameras, streams and video files"
+                         f"{' (one record per item on a table)' if opts.events else ''}, not for image files")
     if isinstance(source, sources.ImageFiles) and len(source.paths) == 1:
         try:  # a single image that cannot be read is a usage error, not a log line; decoded once
             source.first = (source.paths[0], check_picture(sources.read_image(source.paths[0]), "image"))
@@ -89,13 +89,13 @@ def setup(opts: Options) -> Job:
 
 def mqtt_setup(opts: Options):
     """The broker from --mqtt and the queue, opened (one run at a time) and checked, or UsageError."""
-    from device.stockroom import mqtt
+    from device.stockroom import mqtt, url
     from device.stockroom.queue import Queue, QueueError
 
     try:
-        broker = mqtt.parse_url(opts.mqtt)
+        broker = url.parse_url(opts.mqtt)
         import paho.mqtt.client  # noqa: F401  (in the device extras; say so if an older install lacks it)
-    except mqtt.MqttUrlError as exc:
+    except url.MqttUrlError as exc:
         raise UsageError(str(exc)) from None
     except ImportError:
         raise UsageError("--mqtt needs paho-mqtt: pip install 'paho-mqtt>=2' (or reinstall the device extra)") \

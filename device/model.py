@@ -8,6 +8,7 @@ import numpy as np
 
 from device import card, classify
 from device.runtime import ModelError, Runtime, find_runtime, make_interpreter
+from device.spec import folder_name
 
 
 def read_labels(path: Path) -> list[str]:
@@ -21,6 +22,10 @@ def read_labels(path: Path) -> list[str]:
     labels = [line.strip() for line in text.splitlines() if line.strip()]
     if not labels:
         raise ModelError(f"labels file is empty: {path}")
+    for label in labels:  # each label names a folder of --save-items: never one outside it, or a hidden one
+        folder = folder_name(label)
+        if folder.startswith(".") or "\\" in folder or "\0" in folder or not folder.isprintable():
+            raise ModelError(f"labels file {path}: {label!r} cannot be a label (it would name the folder {folder!r})")
     return labels
 
 

@@ -57,7 +57,7 @@ class Options:
 # Flags that belong to one mode: given in the other they are refused, never silently ignored.
 EVENTS_ONLY = {"settle": "--settle", "save_items": "--save-items", "mqtt": "--mqtt", "queue": "--queue",
                "device_id": "--device-id"}
-FRAMES_ONLY = {"smooth": "--smooth", "raw": "--raw"}
+FRAMES_ONLY = {"smooth": "--smooth", "raw": "--raw", "segment": "--segment"}
 
 
 def _roi(text: str) -> tuple[int, int, int, int]:
@@ -70,6 +70,13 @@ def _roi(text: str) -> tuple[int, int, int, int]:
     if w <= 0 or h <= 0:
         raise argparse.ArgumentTypeError("--roi width and height must be positive")
     return x, y, w, h
+
+
+def _path(text: str) -> Path:
+    """A path that says something: an empty one (an unset shell variable) would mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset variable?): give a path")
+    return Path(text)
 
 
 def _positive(text: str) -> int:
@@ -124,8 +131,8 @@ def build_parser() -> OneLineParser:
     g.add_argument("--max-frames", type=_positive, help="stop after N frames")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", type=Path, default=models.INT8_MODEL, help="the .tflite model (default: shipped int8)")
-    g.add_argument("--labels", type=Path,
+    g.add_argument("--model", type=_path, default=models.INT8_MODEL, help="the .tflite model (default: shipped int8)")
+    g.add_argument("--labels", type=_path,
                    help="labels file, one per line in score order (default: labels.txt beside the model)")
     g.add_argument("--threshold", type=_probability,
                    help="below this confidence the label is 'unknown' (default: the threshold calibrated for the "
@@ -141,9 +148,9 @@ def build_parser() -> OneLineParser:
     g = p.add_argument_group("what the model sees")
     g.add_argument("--roi", type=_roi, help="X,Y,WIDTH,HEIGHT: crop this region of each frame first (a fixed camera "
                    "over a packing table)")
-    g.add_argument("--background", type=Path,
+    g.add_argument("--background", type=_path,
                    help="a picture of the empty scene from the same fixed camera: what differs from it is the garment")
-    g.add_argument("--segment", choices=["auto", "fast", "grabcut"], default="auto",
+    g.add_argument("--segment", choices=["auto", "fast", "grabcut"],
                    help="how the garment is cut out of a photo: grabcut (colour GrabCut, cleaner outlines on beds and "
                    "floors, about 15 ms a photo), fast (grey difference from the picture's edge, under 1 ms), or auto: "
                    "grabcut for image files, fast for video and cameras (default auto). --background overrides both")
@@ -152,10 +159,10 @@ def build_parser() -> OneLineParser:
                    "the label does not flicker (default 1: off)")
 
     g = p.add_argument_group("output")
-    g.add_argument("--output", type=Path, help="append one JSON object per record to this file, one write per line")
+    g.add_argument("--output", type=_path, help="append one JSON object per record to this file, one write per line")
     g.add_argument("--quiet", action="store_true", help="no per-record lines on stdout (JSON and summary only)")
     g.add_argument("--show", action="store_true", help="show an annotated preview window (needs a display)")
-    g.add_argument("--dump-input", type=Path, metavar="DIR",
+    g.add_argument("--dump-input", type=_path, metavar="DIR",
                    help="save exactly what the model saw (28x28 PNG) into DIR: for each frame, or with --events for "
                    "each placed item")
     g.add_argument("--raw", action="store_true",
@@ -169,7 +176,7 @@ def build_parser() -> OneLineParser:
                    "record when the table is empty again, instead of one record per frame")
     g.add_argument("--settle", type=_seconds,
                    help="seconds a garment must stand still before it is classified (default 0.5)")
-    g.add_argument("--save-items", type=Path, metavar="DIR",
+    g.add_argument("--save-items", type=_path, metavar="DIR",
                    help="each placed item's sharpest still frame as DIR/<label>/<id>.jpg (and what the "
                    "model saw beside it): the layout fashion-train --photos reads")
     g.add_argument("--mqtt", metavar="URL",
@@ -178,7 +185,7 @@ def build_parser() -> OneLineParser:
                    "$CLASSIFY_CAM_MQTT_PASSWORD)")
     g.add_argument("--device-id", help="this device's name in event ids and MQTT topics (default: the host name and "
                    "the first 8 hex of /etc/machine-id, unique to this machine)")
-    g.add_argument("--queue", type=Path, metavar="DIR",
+    g.add_argument("--queue", type=_path, metavar="DIR",
                    help="with --mqtt: where events wait for the broker's acknowledgement, kept across restarts "
                    "(default: $STATE_DIRECTORY under systemd, else ~/.local/state/classify-cam/<device-id>/)")
 
@@ -187,7 +194,7 @@ def build_parser() -> OneLineParser:
                    help="serve a web page while classifying: the live picture, what the model saw, the label, the "
                    "events and tally, and setting the region and background from a laptop (default host 127.0.0.1; "
                    "0.0.0.0:PORT serves the LAN)")
-    g.add_argument("--config", type=Path, metavar="FILE",
+    g.add_argument("--config", type=_path, metavar="FILE",
                    help="settings saved from the web page (region, background, token), read at start; flags given "
                    "on the command line win")
 
@@ -228,5 +235,6 @@ def parse(argv=None) -> Options:
         ns["labels"] = beside if beside.is_file() else models.LABELS
     ns["settle"] = 0.5 if ns["settle"] is None else ns["settle"]
     ns["smooth"] = 1 if ns["smooth"] is None else ns["smooth"]
+    ns["segment"] = ns["segment"] or "auto"
     names = {f.name for f in fields(Options)}
     return Options(**{k: v for k, v in ns.items() if k in names})

@@ -64,8 +64,9 @@ class JsonLog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:  # non-blocking to open: a FIFO with no reader is an error now, not a hang SIGTERM cannot end
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+            os.set_blocking(self.fd, True)
         except OSError as exc:
             raise OutputError(f"cannot open --output {self.path}: {exc.strerror or exc}") from None
         self.records = 0

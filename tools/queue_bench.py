@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     if not mosquitto:
         print("queue_bench: needs mosquitto on PATH (sudo apt-get install mosquitto)", file=sys.stderr)
         return 2
-    from device.stockroom.mqtt import Broker, Publisher
+    from device.stockroom.mqtt import Publisher
+    from device.stockroom.url import Broker
     from device.stockroom.queue import Queue
 
     with tempfile.TemporaryDirectory() as tmp:

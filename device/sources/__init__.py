@@ -56,7 +56,11 @@ def open_source(spec: str, camera_timeout: float = 10.0, colour: bool = False, r
             raise SourceError(f"no such camera: {spec}")
         return VideoCapture(spec, True, camera_timeout, colour=colour)
     if "://" in spec:
-        return VideoCapture(spec, is_live_url(spec), camera_timeout, colour=colour, realtime=realtime)
+        try:
+            live = is_live_url(spec)
+        except ValueError as exc:  # urlsplit: an unclosed [ of an IPv6 address, a port that is no number
+            raise SourceError(f"--source {printable(spec)}: not a valid URL ({exc})") from None
+        return VideoCapture(spec, live, camera_timeout, colour=colour, realtime=realtime)
     path = Path(spec)
     if path.is_dir():
         files = images_under(path)

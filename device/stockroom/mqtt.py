@@ -18,80 +18,14 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from device.host import host_name, machine_id
+from device.stockroom.url import Broker, reason
 
 log = logging.getLogger("classify-cam")
-PASSWORD_ENV = "CLASSIFY_CAM_MQTT_PASSWORD"
+CONNACK_S = 10.0  # seconds a broker may take to answer the login before it counts as not answering
 REFUSED_RETRY_S = 30.0  # an event the broker refused is tried again after this long (an ACL may be fixed)
-
-
-class MqttUrlError(ValueError):
-    """A --mqtt URL that cannot be used: a set-up error (exit 2)."""
-
-
-@dataclass
-class Broker:
-    host: str
-    port: int
-    prefix: str
-    tls: bool
-    user: str | None
-    password: str | None
-
-    def __str__(self) -> str:  # never the password
-        who = f"{self.user}@" if self.user else ""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{who}{self.host}:{self.port}/{self.prefix}"
-
-
-def parse_url(url: str) -> Broker:
-    """mqtt://[user[:password]@]host[:port]/PREFIX (or mqtts://); the password may also come from
-    $CLASSIFY_CAM_MQTT_PASSWORD."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise MqttUrlError(f"--mqtt {redact(url)}: {exc}") from None
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise MqttUrlError(f"--mqtt {redact(url)}: the URL must start with mqtt:// or mqtts://")
-    if not parts.hostname:
-        raise MqttUrlError(f"--mqtt {redact(url)}: no broker host in the URL")
-    prefix = unquote(parts.path.strip("/"))
-    if not prefix or any(c in prefix for c in "+#\0") or parts.query or parts.fragment:
-        raise MqttUrlError(f"--mqtt {redact(url)}: give a topic prefix without + or #, e.g. mqtt://broker/stockroom")
-    if prefix.startswith("$"):  # $SYS and the like belong to the broker: it drops what clients publish there
-        raise MqttUrlError(f"--mqtt {redact(url)}: topics starting with $ are the broker's own; choose another prefix")
-    password = unquote(parts.password) if parts.password else os.environ.get(PASSWORD_ENV)
-    return Broker(parts.hostname, port or (8883 if parts.scheme == "mqtts" else 1883), prefix,
-                  parts.scheme == "mqtts", unquote(parts.username) if parts.username else None, password)
-
-
-def redact(url: str) -> str:
-    """The URL as it may be printed: the password replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(f":{parts.password}@", ":***@", 1)
-    except ValueError:
-        pass
-    return url
-
-
-def reason(exc: BaseException) -> str:
-    """Why a connection failed, in words a person can act on."""
-    import socket
-    import ssl
-
-    if isinstance(exc, ssl.SSLError):
-        return f"the TLS handshake failed ({exc.reason or exc}): is that port a TLS (mqtts) port?"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "no answer (timed out)"
-    if isinstance(exc, socket.gaierror):
-        return f"unknown host ({exc.strerror or exc})"
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 class Publisher:
@@ -108,7 +42,9 @@ class Publisher:
         self.results = {}  # mid -> the broker's reason code for it
         self.closing, self.deadline = False, 0.0
         self.connections, self.problem, self.since = 0, "connecting", time.time()
-        self.refused, self.unwritten = None, []  # the broker's refusal; events not yet on the disk
+        self.refused, self.unwritten = None, []  # the broker's refusal; events not on the disk (sent from memory)
+        self.memory = threading.Lock()  # guards `unwritten`: the loop adds, the sender takes
+        self.tally_said = False
         self.clash, self.clash_said = None, 0.0  # the other machine's host name, when two share this id
         self.stopped = threading.Event()
         self.up = False  # this connection was accepted (on_connect): its loss is said, and retried at once
@@ -138,7 +74,11 @@ class Publisher:
                 self._down(f"cannot reach it: {reason(exc)}")
             else:
                 self.up = False
+                watchdog = threading.Timer(CONNACK_S, self._no_answer)
+                watchdog.daemon = True
+                watchdog.start()
                 self.client.loop_forever()  # until the connection is lost or close() disconnects
+                watchdog.cancel()
                 self.connected.clear()
                 if self.up and not self.closing:  # it had been up: say so, and try again soon
                     self._down("lost the connection")
@@ -146,6 +86,12 @@ class Publisher:
             if self.stopped.wait(delay):
                 return
             delay = min(delay * 2, 10.0)
+
+    def _no_answer(self) -> None:
+        """Connected, but no answer to the login: not an MQTT broker, or a stuck one. Said, and tried again."""
+        if not self.up and not self.closing:
+            self._down(f"no answer to the login in {CONNACK_S:.0f} s (is it an MQTT broker?)")
+            self.client.disconnect()
 
     def _down(self, why: str) -> None:
         if self.problem is None or self.problem == "connecting":
@@ -183,7 +129,7 @@ class Publisher:
         try:
             claim = json.loads(msg.payload)
             run, machine = claim["run"], claim["machine"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):  # junk anyone may publish: never fatal
             return
         first = msg.retain and self.connections <= 1
         if run == self.claim["run"] or (first and machine == self.claim["machine"]):
@@ -205,21 +151,26 @@ class Publisher:
 
         A queue that cannot be written (a full disk) keeps the event in memory and tries again with the
         next one: said once, counted in the summary, never dropped while the run lasts."""
-        self.unwritten.append(event)
-        while self.unwritten:
-            try:
-                self.queue.put(self.unwritten[0])
-            except OSError as exc:
-                if len(self.unwritten) == 1:
-                    log.warning("warning: cannot write the queue %s (%s): the event waits in memory",
-                                self.queue.folder, exc.strerror or exc)
-                break
-            self.unwritten.pop(0)
+        with self.memory:
+            self.unwritten.append(event)
+            while self.unwritten:
+                try:
+                    self.queue.put(self.unwritten[0])
+                except OSError as exc:
+                    if len(self.unwritten) == 1:
+                        log.warning("warning: cannot write the queue %s (%s): events are sent from memory, and "
+                                    "lost if the device stops before the broker has them", self.queue.folder,
+                                    exc.strerror or exc)
+                    break
+                self.unwritten.pop(0)
         self.tally = dict(tally)
         try:
             self.queue.keep_tally(self.tally)
+            self.tally_said = False
         except OSError as exc:
-            log.warning("warning: cannot keep the tally beside the queue (%s)", exc.strerror or exc)
+            if not self.tally_said:
+                log.warning("warning: cannot keep the tally beside the queue (%s)", exc.strerror or exc)
+                self.tally_said = True
         if self.connected.is_set():
             self.client.publish(f"{self.topic}/tally", json.dumps(self.tally, sort_keys=True), qos=1, retain=True)
         self.wake.set()
@@ -228,9 +179,17 @@ class Publisher:
         self.results[mid] = reason_code
         self.acked.set()
 
+    def _next(self):
+        """(path or None, payload): the oldest event on disk, else the oldest held in memory, else None."""
+        item = self.queue.oldest()
+        if item is None:
+            with self.memory:
+                item = (None, json.dumps(self.unwritten[0]).encode()) if self.unwritten else None
+        return item
+
     def _send(self) -> None:
         while True:
-            item = self.queue.oldest() if self.connected.is_set() else None
+            item = self._next() if self.connected.is_set() else None
             if item is None:
                 if self.closing and (not len(self.queue) or time.monotonic() > self.deadline):
                     return
@@ -246,12 +205,17 @@ class Publisher:
                 self.acked.clear()
             code = self.results.pop(info.mid)
             if not code.is_failure:  # "No matching subscribers" is a success: the broker took it
-                self.queue.done(path)
+                if path is None:
+                    with self.memory:
+                        self.unwritten.pop(0)
+                else:
+                    self.queue.done(path)
                 self.refused = None
                 continue
             if self.refused is None:
                 log.warning("warning: MQTT broker %s refused the event %s on %s/events (%s): it stays queued and is "
-                            "tried again every %.0f s", self.broker, path.name, self.topic, code, REFUSED_RETRY_S)
+                            "tried again every %.0f s", self.broker, path.name if path else "(in memory)", self.topic,
+                            code, REFUSED_RETRY_S)
             self.refused = str(code)
             end = time.monotonic() + REFUSED_RETRY_S
             while time.monotonic() < end and not (self.closing and time.monotonic() > self.deadline):

@@ -15,10 +15,12 @@ import fcntl
 import json
 import logging
 import os
+import re
 from collections import deque
 from pathlib import Path
 
 log = logging.getLogger("classify-cam")
+NAME = re.compile(r"[0-9]{12}\.json", re.ASCII)  # a queued event's file: its sequence number
 
 
 class QueueError(OSError):
@@ -65,9 +67,10 @@ class Queue:
         except OSError as exc:
             self.close()
             raise QueueError(f"cannot write the queue folder {self.folder}: {exc.strerror or exc}") from None
-        for stale in self.folder.glob("*.tmp"):  # a write cut short by a power cut: never renamed, never sent
-            stale.unlink(missing_ok=True)
-        self.waiting = deque(sorted(int(p.stem) for p in self.folder.glob("*.json") if p.stem.isdigit()))
+        for stale in self.folder.glob("*.json.tmp"):  # our write cut short by a power cut: never renamed, never sent
+            if NAME.fullmatch(stale.name[:-4]) or stale.name == "tally.json.tmp":
+                stale.unlink(missing_ok=True)
+        self.waiting = deque(sorted(int(p.stem) for p in self.folder.glob("*.json") if NAME.fullmatch(p.name)))
         self.next = self.waiting[-1] + 1 if self.waiting else 0
 
     def path(self, number: int) -> Path:
@@ -91,7 +94,7 @@ class Queue:
                 return path, payload
             except FileNotFoundError:  # removed by hand: nothing to send
                 self.waiting.popleft()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, RecursionError) as exc:
                 self.set_aside(path, exc)
         return None
 
@@ -118,12 +121,15 @@ class Queue:
     def tally(self) -> dict:
         """The counts per label kept beside the queue (tally.json), so a restart goes on counting."""
         path = self.folder / "tally.json"
-        if not path.is_file():
+        if not path.exists():
             return {}
+        if not path.is_file():
+            raise QueueError(f"{path} is not a file: remove it (the count starts again)")
         try:
             tally = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise QueueError(f"{path} is damaged ({exc}): fix it or remove it (the count starts again)") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise QueueError(f"{path} is damaged ({type(exc).__name__}): fix it or remove it (the count starts "
+                             "again)") from None
         if not isinstance(tally, dict) or not all(isinstance(k, str) and isinstance(v, int) and
                                                   not isinstance(v, bool) and v >= 0 for k, v in tally.items()):
             raise QueueError(f"{path} is damaged (not label -> count): fix it or remove it (the count starts again)")

@@ -121,9 +121,14 @@ class StockroomStep:
         counts = ", ".join(f"{k} {n}" for k, n in self.placed.most_common()) or "-"
         queued = ""
         if self.publisher:
-            refused = self.publisher.refused
+            p = self.publisher
             queued = (f"; {self.left} events still queued for the broker"
-                      f"{f' (it refused them: {refused})' if refused else ''}" if self.left
-                      else "; every event delivered to the broker")
+                      f"{f' (it refused them: {p.refused})' if p.refused else ''}" if self.left
+                      else "; every event delivered to the broker" if self.frames and p.connections
+                      else "; no event to deliver")
+            if p.unwritten:
+                queued += f", {len(p.unwritten)} of them only in memory, never on disk: LOST"
+            if p.problem and p.problem != "connecting":
+                queued += f"; the broker: {p.problem}"
         return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}), "
                 f"{self.tracker.inferences} inferences{queued}")

@@ -63,7 +63,7 @@ class View:
         device, kind = levels[-2], levels[-1]
         try:
             data = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or nested too deep to read
             return None
         if kind == "tally":
             counts = counts_of(data)
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import paho.mqtt.client as mqtt
 
-    from device.stockroom.mqtt import MqttUrlError, parse_url
+    from device.stockroom.url import MqttUrlError, parse_url
 
     try:
         broker = parse_url(args.mqtt)
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     try:
         client.connect(broker.host, broker.port, keepalive=30)
     except OSError as exc:
-        from device.stockroom.mqtt import reason
+        from device.stockroom.url import reason
 
         print(f"stockroom-tally: cannot reach the broker {broker}: {reason(exc)}", file=sys.stderr)
         return 2

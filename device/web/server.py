@@ -105,13 +105,33 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 10  # a viewer that stops reading is dropped, never waited for
     idle_timeout = 2  # a connection that sends no request frees its slot soon, so idle sockets cannot lock the page out
 
+    header_deadline = 5  # seconds from the first byte to the end of the headers: a dribbling client is cut off
+
     def handle_one_request(self):
         self.connection.settimeout(self.idle_timeout)  # waiting for a request
-        super().handle_one_request()
+        # Reading the headers has a deadline of its own: a client sending one byte every few seconds never
+        # trips the per-read timeout, and 16 of them would hold every slot for as long as they liked.
+        cutoff = threading.Timer(self.header_deadline, self.cut_off)
+        cutoff.daemon = True
+        self.headers_read = False
+        cutoff.start()
+        try:
+            super().handle_one_request()
+        finally:
+            cutoff.cancel()
+
+    def cut_off(self):
+        if not self.headers_read:
+            try:
+                self.connection.shutdown(2)  # SHUT_RDWR: the blocked read returns, the slot is freed
+            except OSError:
+                pass
 
     def parse_request(self):
         self.connection.settimeout(self.timeout)  # a request came: reading it and answering it
-        return super().parse_request()
+        ok = super().parse_request()  # reads the headers
+        self.headers_read = True
+        return ok
 
     def log_message(self, *args):  # no access log on the device's stderr
         pass
@@ -176,8 +196,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.text(413, "the request body is too large (10,000 bytes at most)")
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return self.text(400, "the request body is not JSON")
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return self.text(400, "the request body is not JSON (or nested too deep)")
         return body if isinstance(body, dict) else self.text(400, "the request body must be a JSON object")
 
     def items_page(self, live, query: dict):

@@ -236,7 +236,8 @@ def test_an_unreachable_broker_is_said_at_once_and_the_events_stay_queued(videos
     assert "cannot reach it: Connection refused; events stay queued" in text
     events = events_of(log)
     assert len(events) == 2 and queued(folder) == events
-    assert text.rstrip().endswith("; 2 events still queued for the broker")
+    assert text.rstrip().endswith("; 2 events still queued for the broker; the broker: cannot reach it: "
+                                  "Connection refused")
 
 
 def test_two_runs_with_one_device_id_are_told_apart(videos, tmp_path, broker, procs):
