@@ -44,7 +44,7 @@ class Publisher:
         self.connections, self.problem, self.since = 0, "connecting", time.time()
         self.refused, self.unwritten = None, []  # the broker's refusal; events not on the disk (sent from memory)
         self.memory = threading.Lock()  # guards `unwritten`: the loop adds, the sender takes
-        self.tally_said = False
+        self.tally_said = self.memory_said = False
         self.clash, self.clash_said = None, 0.0  # the other machine's host name, when two share this id
         self.stopped = threading.Event()
         self.up = False  # this connection was accepted (on_connect): its loss is said, and retried at once
@@ -157,16 +157,18 @@ class Publisher:
                 try:
                     self.queue.put(self.unwritten[0])
                 except OSError as exc:
-                    if len(self.unwritten) == 1:
+                    if not self.memory_said:  # once an outage of the disk, not once an event
                         log.warning("warning: cannot write the queue %s (%s): events are sent from memory, and "
                                     "lost if the device stops before the broker has them", self.queue.folder,
                                     exc.strerror or exc)
+                        self.memory_said = True
                     break
                 self.unwritten.pop(0)
+                self.memory_said = False
         self.tally = dict(tally)
         try:
             self.queue.keep_tally(self.tally)
-            self.tally_said = False
+            self.tally_said = self.memory_said = False
         except OSError as exc:
             if not self.tally_said:
                 log.warning("warning: cannot keep the tally beside the queue (%s)", exc.strerror or exc)

@@ -11,6 +11,7 @@ aside to `bad/` with a warning, never retried forever, never deleted.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -46,27 +47,31 @@ class Queue:
         self.folder = Path(folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock = open(self.folder / ".lock", "a+")
+            self._lock = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)  # unbuffered: a full
+            # disk can refuse the pid below, and nothing is left to flush (and fail) at close
         except OSError as exc:
             raise QueueError(f"cannot use the queue folder {self.folder}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._lock.seek(0)
-            other = self._lock.read().strip() or "?"
-            self._lock.close()
+            other = os.pread(self._lock, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self._lock)
             raise QueueError(f"the queue folder {self.folder} is in use by another classify-cam (pid {other}): give "
                              "each run its own --queue or --device-id") from None
-        self._lock.seek(0)
-        self._lock.truncate()
-        self._lock.write(str(os.getpid()))
-        self._lock.flush()
+        try:  # who holds it, for the message a second run gets (a full disk may refuse even this)
+            os.ftruncate(self._lock, 0)
+            os.pwrite(self._lock, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
         try:  # can events be written here at all? Found now, not at the first garment
             write_whole(self.folder / ".probe", b"")
             (self.folder / ".probe").unlink()
         except OSError as exc:
-            self.close()
-            raise QueueError(f"cannot write the queue folder {self.folder}: {exc.strerror or exc}") from None
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                self.close()
+                raise QueueError(f"cannot write the queue folder {self.folder}: {exc.strerror or exc}") from None
+            log.warning("warning: the queue folder's disk is full (%s): events are sent from memory until it has "
+                        "room", self.folder)
         for stale in self.folder.glob("*.json.tmp"):  # our write cut short by a power cut: never renamed, never sent
             if NAME.fullmatch(stale.name[:-4]) or stale.name == "tally.json.tmp":
                 stale.unlink(missing_ok=True)
@@ -139,5 +144,6 @@ class Queue:
         write_whole(self.folder / "tally.json", json.dumps(tally, sort_keys=True).encode())
 
     def close(self) -> None:
-        if not self._lock.closed:
-            self._lock.close()  # the lock goes with the descriptor
+        if self._lock is not None:
+            os.close(self._lock)  # the lock goes with the descriptor
+            self._lock = None

@@ -8,6 +8,7 @@ Everything runs as a user runs it: the installed classify-cam and stockroom-tall
 
 import http.client
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -394,3 +395,82 @@ def test_the_web_page_guards_its_requests_and_connections(videos, tmp_path, proc
     proc.terminate()
     text = err.finish(30)
     assert proc.returncode == 0 and "Traceback" not in text, text
+
+
+# --- the hostile review's cases -------------------------------------------------------------------------------
+
+def test_events_the_queue_disk_cannot_hold_are_sent_from_memory(videos, tmp_path, broker):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(small)]).returncode:
+        pytest.skip("mounting a tmpfs needs root")  # root in CI: this never skips there
+    try:
+        listener = Listener(broker)
+        (small / "q").mkdir()
+        fd = os.open(small / "fill", os.O_WRONLY | os.O_CREAT)  # fill the disk to the last block
+        try:
+            while True:
+                os.write(fd, b"x" * 512)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        r = classify_cam("--source", videos["two"], "--events", "--mqtt", broker.url(), "--device-id", "pi-full",
+                         "--queue", small / "q", "--output", tmp_path / "e.jsonl", "--quiet", timeout=120)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        assert "events are sent from memory" in r.stderr
+        assert wait_until(lambda: len(listener.events()) == len(events_of(tmp_path / "e.jsonl")) == 4, 20), \
+            (listener.events(), r.stderr)
+        assert "every event delivered to the broker" in r.stderr and "LOST" not in r.stderr
+        listener.close()
+    finally:
+        subprocess.run(["umount", str(small)])
+
+
+def test_a_claim_nested_too_deep_stops_nothing(videos, tmp_path, broker):
+    publish(broker, [("stockroom/pi-deep/claim", b"[" * 200000, True)])
+    listener = Listener(broker)
+    r = classify_cam("--source", videos["one"], "--events", "--mqtt", broker.url(), "--device-id", "pi-deep",
+                     "--queue", tmp_path / "q", "--quiet", timeout=120)
+    assert r.returncode == 0 and "Traceback" not in r.stderr and "Recursion" not in r.stderr, r.stderr
+    assert "every event delivered to the broker" in r.stderr
+    assert wait_until(lambda: len(listener.events()) == 2, 20)
+    listener.close()
+
+
+def test_a_broker_that_never_answers_the_login_is_said(videos, tmp_path, procs):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never says a word
+    try:
+        url = f"mqtt://127.0.0.1:{silent.getsockname()[1]}/stockroom"
+        proc, err = start(procs, "--source", videos["long"], "--events", "--realtime", "--mqtt", url, "--queue",
+                          tmp_path / "q", "--quiet")
+        assert wait_until(lambda: err.first("no answer to the login") is not None, 20), err.text()
+        proc.terminate()
+        text = err.finish(30)
+        assert "Traceback" not in text and "every event delivered" not in text, text
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize("url", ["mqtt://broker..local/x", "mqtt://" + "a" * 70 + "/x", "mqtt://h:99999/x"])
+def test_a_host_the_resolver_cannot_take_is_exit_2(videos, tmp_path, url):
+    one_line_exit_2(classify_cam("--source", videos["one"], "--events", "--mqtt", url, "--queue", tmp_path / "q"))
+    r = subprocess.run(command("stockroom-tally") + ["--mqtt", url, "--once"], cwd=NEUTRAL, capture_output=True,
+                       text=True, timeout=30)
+    one_line_exit_2(r)
+
+
+def test_a_tally_that_is_a_folder_or_a_name_that_is_no_sequence(videos, tmp_path):
+    folder = tmp_path / "q"
+    (folder / "tally.json").mkdir(parents=True)
+    r = classify_cam("--source", videos["one"], "--events", "--mqtt", nobody_listens(), "--queue", folder)
+    one_line_exit_2(r)
+    assert "tally.json is not a file" in r.stderr
+    (folder / "tally.json").rmdir()
+    (folder / "\u00b2.json").write_text("{}")  # int() refuses a superscript digit that isdigit() accepts
+    (folder / "notes.tmp").write_text("mine")  # not the queue's: left alone
+    r = classify_cam("--source", videos["one"], "--events", "--mqtt", nobody_listens(), "--queue", folder, "--quiet")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert (folder / "notes.tmp").read_text() == "mine" and (folder / "\u00b2.json").exists()

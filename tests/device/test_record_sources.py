@@ -357,3 +357,58 @@ def test_a_network_camera_over_http_that_drops_is_reconnected_then_given_up():
     assert "summary:" in r.stderr and "Traceback" not in r.stderr
 
 
+
+
+# --- the hostile review's cases -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--queue", "--save-items", "--output", "--dump-input", "--config", "--background"])
+def test_an_empty_path_is_refused_never_the_current_folder(small_video, flag, tmp_path):
+    args = ["--events"] if flag in ("--queue", "--save-items") else []
+    args += ["--mqtt", "mqtt://127.0.0.1:1/x"] if flag == "--queue" else []
+    r = classify_cam("--source", small_video, *args, flag, "", cwd=tmp_path)
+    assert r.returncode == 2 and "is empty" in one_line(r) and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, message", [(["--events", "--segment", "fast"], "--segment is for a record per frame"),
+                                           (["--realtime"], "--realtime is for cameras")])
+def test_flags_that_would_be_ignored_are_refused(tmp_path, args, message):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((60, 80), 120, np.uint8))
+    r = classify_cam("--source", tmp_path / "a.png", *args)
+    assert r.returncode == 2 and message in one_line(r)
+
+
+def test_labels_that_would_name_a_folder_outside_the_items_are_refused(tmp_path, int8_model, small_video):
+    labels = (int8_model.parent / "labels.txt").read_text().splitlines()
+    (tmp_path / "labels.txt").write_text("\n".join([".."] + labels[1:]) + "\n")
+    r = classify_cam("--source", small_video, "--events", "--labels", tmp_path / "labels.txt", "--save-items",
+                     tmp_path / "items")
+    assert r.returncode == 2 and "cannot be a label" in one_line(r)
+
+
+def test_a_fifo_as_output_never_hangs(tmp_path, small_video):
+    os.mkfifo(tmp_path / "fifo")
+    r = classify_cam("--source", small_video, "--output", tmp_path / "fifo", timeout=30)
+    assert r.returncode == 2 and "cannot open --output" in one_line(r)
+
+
+def test_the_config_keeps_the_token_to_its_owner(tmp_path, small_video):
+    config = tmp_path / "c.json"
+    config.write_text("{}")
+    config.chmod(0o644)  # an existing, readable settings file
+    r = classify_cam("--source", small_video, "--serve", "127.0.0.1:0", "--config", config, "--max-frames", "3")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(config.read_text())["token"] and (config.stat().st_mode & 0o077) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    r = classify_cam("--source", small_video, "--serve", "127.0.0.1:0", "--config", tmp_path)
+    assert r.returncode == 2 and "not a file" in one_line(r)
+
+
+@pytest.mark.parametrize("args, problem", [(["--roi", "0,0,999,999"], "reaches outside"),
+                                           (["--config", "NOTJSON"], "--config"),
+                                           (["--output", "/nonexistent/dir/x.jsonl"], "cannot open --output")])
+def test_doctor_finds_what_would_stop_the_run(tmp_path, args, problem):
+    (tmp_path / "bad.json").write_text("not json")
+    args = [str(tmp_path / "bad.json") if a == "NOTJSON" else a for a in args]
+    r = classify_cam("--doctor", "--source", ROOT / "docs" / "before-after.png", *args)
+    assert r.returncode == 2 and "settings    PROBLEM" in r.stdout and problem in r.stdout, r.stdout
+    assert "OK: ready" not in r.stdout
