@@ -7,7 +7,6 @@ real mosquitto, plain HTTP: the photo moves to the right label folder, a `relabe
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
