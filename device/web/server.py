@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -251,7 +252,10 @@ class Handler(BaseHTTPRequestHandler):
         if s.live.busy:
             return self.text(409, "the table is not empty (something lies or moves on it): clear it, then take "
                                   "the background")
-        target = (s.settings.path.resolve().parent if s.settings.path else Path(".")) / "background.png"
+        if s.settings.path is None:  # never a background.png in whatever folder the device was started from
+            return self.text(409, "no --config file: the background has nowhere to be kept; start classify-cam "
+                                  "with --config FILE")
+        target = Path(os.path.realpath(s.settings.path)).parent / "background.png"
         try:
             write_picture(target, frame)  # whole or not at all
         except OSError as exc:
@@ -266,4 +270,5 @@ class Handler(BaseHTTPRequestHandler):
                                   f"{exc.strerror or exc}")
         if "roi" in values:
             self.server_state.live.roi = values["roi"]
-        return self.send(200, json.dumps({"saved": values}).encode(), "application/json")
+        kept = self.server_state.settings.path is not None
+        return self.send(200, json.dumps({"saved": values, "kept": kept}).encode(), "application/json")

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import NEUTRAL, ROOT, classify_cam
+from tests.conftest import NEUTRAL, ROOT, classify_cam, command
 from tools.stockroom_video import Step, Table, render, script
 
 
@@ -412,3 +412,38 @@ def test_doctor_finds_what_would_stop_the_run(tmp_path, args, problem):
     r = classify_cam("--doctor", "--source", ROOT / "docs" / "before-after.png", *args)
     assert r.returncode == 2 and "settings    PROBLEM" in r.stdout and problem in r.stdout, r.stdout
     assert "OK: ready" not in r.stdout
+
+
+def test_a_background_from_the_page_needs_a_config_file_and_never_lands_in_the_working_folder(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from tests.device.test_stockroom import free_port, wait_until
+
+    video = render(tmp_path / "v.avi", [Step("empty", 8.0)], (320, 240))
+    port, work = free_port(), tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen([*command("classify-cam"), "--source", video, "--realtime", "--quiet", "--serve",
+                             f"127.0.0.1:{port}"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        token = None
+        for line in iter(proc.stderr.readline, ""):
+            if "#token=" in line:
+                token = line.split("#token=")[1].split()[0]
+                break
+        assert token, "no token printed"
+
+        def post():
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/background", data=b"{}",
+                                         headers={"X-Token": token})
+            try:
+                return urllib.request.urlopen(req, timeout=5).status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert wait_until(lambda: post() != 503, 10)  # a frame has come
+        assert post() == 409 and not list(work.iterdir())
+    finally:
+        proc.kill()
+        proc.wait()
