@@ -161,7 +161,8 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
         status = EXIT_FAULT
     finally:
         source.close()
-        outputs.close()
+        with lock:  # a correction from the page either got in before this, or is refused (503)
+            outputs.close()
         step.close(live_source=source.live)
         print(step.summary() + outputs.summary(), file=sys.stderr)
     return status if not outputs.failed else EXIT_FAULT
@@ -170,9 +171,15 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
 def correct(lock, step, outputs, item_id: str, label: str) -> dict:
     """A relabel from the page, written and published like any event, between two frames of the loop."""
     with lock:
+        if outputs.closed:
+            raise Closing("the run is ending: corrections are no longer taken")
         record = step.correct(item_id, label)
         outputs.write(record, None, -1, step.describe(record))
     return record
+
+
+class Closing(RuntimeError):
+    """A correction that came after the record was closed: refused, never half applied."""
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class Outputs:
     def __init__(self, log, screen, dump_folder: Path | None, keep_going: bool):
         self.log, self.screen, self.dump_folder, self.keep_going = log, screen, dump_folder, keep_going
         self.failed, self.first_failure = 0, ""
+        self.closed = False  # after close() nothing more may be written (a correction arriving late is refused)
 
     def write(self, record: dict, x, index: int, line: str) -> None:
         try:
@@ -49,6 +50,7 @@ class Outputs:
         return f"; {self.failed} records not written ({self.first_failure})" if self.failed else ""
 
     def close(self) -> None:
+        self.closed = True
         if self.log:
             self.log.close()
 

@@ -36,8 +36,8 @@ class Items:
             self.items[event["id"]]["dwell_s"] = event["dwell_s"]
 
     def page(self, offset: int = 0, limit: int = 50) -> list[dict]:
-        newest = list(reversed(self.items.values()))
-        return [dict(item) for item in newest[offset: offset + limit]]
+        newest = list(reversed(self.items.values()))[offset: offset + limit]
+        return [{**item, "photo": f"/items/{item['id']}.jpg" if self.photo(item["id"]) else None} for item in newest]
 
     def photo(self, item_id: str, label: str | None = None) -> Path | None:
         """Where the item's photo is, if it was saved (in its current label's folder)."""
@@ -58,11 +58,22 @@ class Items:
         photo = self.photo(item_id, was)
         if photo is not None and label != was:
             target = self.save_items / folder_name(label)
+            made = not target.exists()
             target.mkdir(parents=True, exist_ok=True)
-            os.replace(photo, target / photo.name)  # the same file system: never half moved
             try:
-                photo.parent.rmdir()  # a label folder left empty would stop fashion-train --photos
+                os.replace(photo, target / photo.name)  # the same file system: never half moved
             except OSError:
-                pass
+                if made:
+                    remove_if_empty(target)
+                raise
+        if self.save_items and label != was:
+            remove_if_empty(self.save_items / folder_name(was))  # an empty label folder stops fashion-train
         item["label"] = label
         return {"event": "relabelled", "id": item_id, "device": device, "time": now, "label": label, "was": was}
+
+
+def remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only an empty folder goes
+    except OSError:
+        pass

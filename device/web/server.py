@@ -63,6 +63,11 @@ class Guarded(ThreadingHTTPServer):
 
     def process_request(self, request, client_address):
         if not self.slots.acquire(blocking=False):
+            try:  # an answer the client can act on (try again), not a dropped connection
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nRetry-After: 1\r\n"
+                                b"Connection: close\r\n\r\nbusy\n")
+            except OSError:
+                pass
             self.shutdown_request(request)
             return
         try:
@@ -218,6 +223,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.text(404, "no such item (corrections are for this run's items, in stockroom mode)")
         try:
             record = live.correct(item_id, body.get("label"))
+        except RuntimeError as exc:  # the run is ending: nothing was applied
+            return self.text(503, str(exc))
         except KeyError:
             return self.text(404, "no such item")
         except ValueError as exc:
@@ -232,8 +239,9 @@ class Handler(BaseHTTPRequestHandler):
         item = re.fullmatch(r"/api/items/([^/]+)/label", path)
         if path not in ("/api/roi", "/api/background") and not item:
             return self.text(404, "not found")
-        if not secrets.compare_digest(self.headers.get("X-Token", "").encode(), s.token.encode()):
-            return self.text(403, "wrong or missing token")
+        tokens = self.headers.get_all("X-Token") or []
+        if len(tokens) != 1 or not secrets.compare_digest(tokens[0].strip().encode(), s.token.encode()):
+            return self.text(403, "wrong or missing token (exactly one X-Token header)")
         body = self.body()
         if body is None:
             return None

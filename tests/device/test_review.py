@@ -80,17 +80,26 @@ def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running)
     # A correction of the correction, then the whole record follows: the log, the broker, the retained tally.
     assert call(f"{base}/api/items/{item}/label", {"label": "unknown"}, token)[0] == 200
     assert (tmp_path / "items" / "unknown" / f"{item}.jpg").is_file()
-    assert wait_until(lambda: sum(e["event"] == "relabelled" for e in listener.events()) == 2, 20)
+    # A photo deleted by hand: the correction still counts, the list says there is no photo, no empty folder stays.
+    gone, gone_was = newest["id"], newest["label"]
+    (tmp_path / "items" / folder_name(gone_was) / f"{gone}.jpg").unlink()
+    assert call(f"{base}/api/items/{gone}/label", {"label": "Sandal"}, token)[0] == 200
+    assert [i["photo"] for i in items() if i["id"] == gone] == [None]
+    old = tmp_path / "items" / folder_name(gone_was)
+    assert not old.exists() or any(old.iterdir())  # never an empty label folder (fashion-train refuses one)
+    assert wait_until(lambda: sum(e["event"] == "relabelled" for e in listener.events()) == 3, 20)
     proc.wait(60)
     lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     relabels = [(e["was"], e["label"]) for e in lines if e["event"] == "relabelled"]
-    assert relabels == [(was, new), (new, "unknown")]
+    assert relabels == [(was, new), (new, "unknown"), (gone_was, "Sandal")]
     placed = [e["label"] for e in lines if e["event"] == "placed"]
     expected = {}
     for label in placed:
         expected[label] = expected.get(label, 0) + 1
     expected[was] -= 1
     expected["unknown"] = expected.get("unknown", 0) + 1
+    expected[gone_was] -= 1
+    expected["Sandal"] = expected.get("Sandal", 0) + 1
     expected = {k: v for k, v in expected.items() if v}
     assert wait_until(lambda: json.loads(listener.last("pi-r/tally") or "{}") == expected, 20), \
         (listener.last("pi-r/tally"), expected)
