@@ -146,6 +146,8 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     try:
         for index, frame in enumerate(chain(first, frames)):
             with lock:
+                while live and not live.changes.empty():  # a region or background set on the page: from now on
+                    step.apply(**live.changes.get())
                 results = step(frame, index)
                 for record, x in results:
                     outputs.write(record, x, index, step.describe(record))

@@ -128,6 +128,13 @@ class FrameStep:
         self.seen = x if x is not None else self.seen
         return [(record, x)]
 
+    def apply(self, roi=None, background=None) -> None:
+        """A region or background set on the page, from the next frame."""
+        if roi is not None:
+            self.labeller.settings.roi = roi
+        if background is not None:
+            self.labeller.settings.background = background
+
     def describe(self, record: dict) -> str:
         if "error" in record:
             return f"[{record['frame']}] {record['source']}: ERROR {record['error']}"

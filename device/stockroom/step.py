@@ -74,6 +74,10 @@ class StockroomStep:
             out.append((event, seen))
         return out
 
+    def apply(self, roi=None, background=None) -> None:
+        """A region or background set on the page, from the next frame."""
+        self.tracker.apply(roi, background)
+
     def correct(self, item_id: str, label: str) -> dict:
         """A person's correction from the page: the `relabelled` record, the photo moved, the tally moved from
         `was` to `label`, queued for the broker like any event. KeyError / ValueError as Items.relabel."""

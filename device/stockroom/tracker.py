@@ -94,6 +94,19 @@ class Tracker:
         """Something lies or moves on the table (or it is still being learnt): not the moment to take its picture."""
         return self.bg_small is None or self.item is not None or bool(self.still) or self.still_since is None
 
+    def apply(self, roi=None, background=None) -> None:
+        """A new region (the table picture cut again) or a new table picture, from the next frame on; an item on
+        the table is judged afresh against it."""
+        if roi is not None:
+            self.roi = roi
+        if background is not None:
+            self.background = to_grey(background)
+        if self.background is not None:
+            self.bg_small, self.learning = self.small(self.background), None
+        else:
+            self.learning, self.learn_from = [], None  # still learning: start again on the new region
+        self.previous, self.still_since, self.still = None, None, []
+
     # -- the small picture ------------------------------------------------------------------------
     def small(self, image: np.ndarray) -> np.ndarray:
         grey = shrink(to_grey(crop(image, self.roi)), SMALL)

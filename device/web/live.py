@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import time
 from collections import deque
 
@@ -27,6 +28,7 @@ class Live:
         self.busy = False  # something lies or moves on the table (stockroom mode): no background may be taken
         self.broker = None  # with --mqtt: a callable giving the broker's state (reached, waiting events, ...)
         self.items = None  # with --events: device.stockroom.items.Items, the recent items
+        self.changes = queue.SimpleQueue()  # settings from the page ({"roi": ...} or {"background": ...}), for the loop
         self.correct = None  # with --events: correct(item_id, label) -> the relabelled record
 
     def update(self, frame, seen, records=(), tally=None, busy: bool = False) -> None:

@@ -15,8 +15,9 @@ POST /api/items/ID/label  {"label": "Coat"}: correct an item (the relabelled rec
 POST /api/roi        {"roi": [x, y, w, h]} (frame pixels) -> the settings file   (needs the token)
 POST /api/background the current frame becomes the empty-table picture           (needs the token)
 Actions that change anything need the token (header X-Token): printed once when made, kept in
-the settings file. Changed settings are written to the --config file (device/config.py), which
-classify-cam reads at start (flags on the command line win), and take effect at the next start.
+the settings file. A region or background applies from the next frame (the loop takes it between
+two frames) and is kept in the --config file (device/config.py), which classify-cam reads at start
+(flags on the command line win).
 """
 
 from __future__ import annotations
@@ -256,27 +257,31 @@ class Handler(BaseHTTPRequestHandler):
                 return self.text(400, "roi must be [x, y, width, height] in whole pixels")
             if roi[0] < 0 or roi[1] < 0 or roi[0] + roi[2] > w or roi[1] + roi[3] > h:
                 return self.text(400, f"the region {roi} reaches outside the {w}x{h} frame")
-            return self.save(roi=roi)
+            return self.save({"roi": roi}, {"roi": tuple(roi)})
         if s.live.busy:
             return self.text(409, "the table is not empty (something lies or moves on it): clear it, then take "
                                   "the background")
-        if s.settings.path is None:  # never a background.png in whatever folder the device was started from
-            return self.text(409, "no --config file: the background has nowhere to be kept; start classify-cam "
-                                  "with --config FILE")
+        if s.settings.path is None:  # applied, never written into whatever folder the device was started from
+            return self.save({}, {"background": frame})
         target = Path(os.path.realpath(s.settings.path)).parent / "background.png"
         try:
             write_picture(target, frame)  # whole or not at all
         except OSError as exc:
             return self.text(500, f"cannot write {target}: {exc.strerror or exc}")
-        return self.save(background=str(target.resolve()))
+        return self.save({"background": str(target.resolve())}, {"background": frame})
 
-    def save(self, **values):
+    def save(self, values: dict, change: dict):
+        """Keep the settings in the --config file (when there is one), then hand the change to the loop, which
+        applies it from the next frame. What cannot be kept is not applied either: one answer, one state."""
+        state = self.server_state
         try:
-            self.server_state.settings.set(**values)
+            if values:
+                state.settings.set(**values)
         except OSError as exc:
-            return self.text(500, f"cannot save the settings to {self.server_state.settings.path}: "
-                                  f"{exc.strerror or exc}")
-        if "roi" in values:
-            self.server_state.live.roi = values["roi"]
-        kept = self.server_state.settings.path is not None
-        return self.send(200, json.dumps({"saved": values, "kept": kept}).encode(), "application/json")
+            return self.text(500, f"cannot save the settings to {state.settings.path}: {exc.strerror or exc}")
+        if "roi" in change:
+            state.live.roi = list(change["roi"])
+        state.live.changes.put(change)
+        kept = state.settings.path is not None
+        return self.send(200, json.dumps({"saved": values if kept else {}, "applied": sorted(change), "kept": kept})
+                         .encode(), "application/json")

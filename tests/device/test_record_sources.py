@@ -414,7 +414,7 @@ def test_doctor_finds_what_would_stop_the_run(tmp_path, args, problem):
     assert "OK: ready" not in r.stdout
 
 
-def test_a_background_from_the_page_needs_a_config_file_and_never_lands_in_the_working_folder(tmp_path):
+def test_a_background_from_the_page_without_a_config_file_is_applied_and_never_written(tmp_path):
     import urllib.error
     import urllib.request
 
@@ -434,16 +434,49 @@ def test_a_background_from_the_page_needs_a_config_file_and_never_lands_in_the_w
                 break
         assert token, "no token printed"
 
+        answers = []
+
         def post():
             req = urllib.request.Request(f"http://127.0.0.1:{port}/api/background", data=b"{}",
                                          headers={"X-Token": token})
             try:
-                return urllib.request.urlopen(req, timeout=5).status
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    answers.append(json.loads(r.read()))
+                    return r.status
             except urllib.error.HTTPError as exc:
                 return exc.code
 
         assert wait_until(lambda: post() != 503, 10)  # a frame has come
-        assert post() == 409 and not list(work.iterdir())
+        assert answers[-1] == {"saved": {}, "applied": ["background"], "kept": False}
+        assert not list(work.iterdir())  # no background.png in the folder it was started from
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_region_set_on_the_page_applies_from_the_next_frame(tmp_path, fmnist):
+    import urllib.request
+
+    from tests.device.test_stockroom import free_port, wait_until
+
+    steps = [Step("garment", 9.0, fmnist.test.images[0], int(fmnist.test.labels[0]))]
+    video = render(tmp_path / "v.avi", steps, (320, 240))
+    port, dump, config = free_port(), tmp_path / "seen", tmp_path / "c.json"
+    proc = subprocess.Popen([*command("classify-cam"), "--source", video, "--realtime", "--quiet", "--serve",
+                             f"127.0.0.1:{port}", "--config", config, "--dump-input", dump],
+                            cwd=NEUTRAL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        garment_in = lambda: [p for p in dump.glob("*.png") if cv2.imread(str(p), 0).max() > 0]  # noqa: E731
+        assert wait_until(lambda: len(garment_in()) >= 3, 20)  # the garment is seen
+        token = json.loads(config.read_text())["token"]
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/roi", data=json.dumps({"roi": [0, 0, 40, 40]})
+                                     .encode(), headers={"X-Token": token})
+        assert urllib.request.urlopen(req, timeout=5).status == 200
+        before = {p.name for p in dump.glob("*.png")}
+        assert wait_until(lambda: len(set(p.name for p in dump.glob("*.png")) - before) >= 5, 20)
+        after = sorted(set(p.name for p in dump.glob("*.png")) - before)[1:]  # one frame may have been in flight
+        assert all(cv2.imread(str(dump / name), 0).max() == 0 for name in after)  # an empty corner of the table
+        assert json.loads(config.read_text())["roi"] == [0, 0, 40, 40]
     finally:
         proc.kill()
         proc.wait()

@@ -273,12 +273,12 @@ def test_page_in_a_real_browser_sets_region_and_background_that_a_restart_uses(v
         for k in range(1, 6):
             browser.mouse("mouseMoved", x0 + (x1 - x0) * k / 5, y0 + (y1 - y0) * k / 5)
         browser.mouse("mouseReleased", x1, y1)
-        browser.wait("document.getElementById('msg').textContent.startsWith('saved')")
+        browser.wait("document.getElementById('msg').textContent.startsWith('applied')")
         browser.js("document.getElementById('msg').textContent = ''")
         bg = browser.js("(() => { const b = document.getElementById('bg').getBoundingClientRect(); "
                         "return [b.left + b.width / 2, b.top + b.height / 2]; })()")
         deadline = time.monotonic() + 40
-        while not browser.js("document.getElementById('msg').textContent.startsWith('saved')"):
+        while not browser.js("document.getElementById('msg').textContent.startsWith('applied')"):
             # The background is the empty table: refused (409) while something lies on it, so click when empty.
             assert time.monotonic() < deadline, browser.js("document.getElementById('msg').textContent")
             browser.wait("fetch('/state.json').then(r => r.json()).then(s => !s.busy)", timeout=40)
