@@ -15,7 +15,7 @@ import pytest
 from device.spec import folder_name
 from tests.conftest import NEUTRAL, command
 from tests.device.test_stockroom import Broker, Listener, free_port, wait_until
-from tools.stockroom_video import render, script
+from tools.stockroom_video import Step, render, script
 
 
 def call(url, body=None, token=None):
@@ -32,7 +32,7 @@ def call(url, body=None, token=None):
 def running(tmp_path, fmnist):
     """classify-cam on a 3-garment video at its own pace, serving the page and publishing to a real broker."""
     steps, truth = script(fmnist.test.images, fmnist.test.labels, 3, seconds=3.0)
-    video = render(tmp_path / "v.avi", steps, (320, 240))
+    video = render(tmp_path / "v.avi", steps + [Step("empty", 30.0)], (320, 240))  # time to look and correct
     broker = Broker(tmp_path)
     listener = Listener(broker)
     port = free_port()
@@ -88,6 +88,7 @@ def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running)
     old = tmp_path / "items" / folder_name(gone_was)
     assert not old.exists() or any(old.iterdir())  # never an empty label folder (fashion-train refuses one)
     assert wait_until(lambda: sum(e["event"] == "relabelled" for e in listener.events()) == 3, 20)
+    proc.terminate()  # a clean stop (SIGTERM): the log closed, the queue handed to the broker
     proc.wait(60)
     lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     relabels = [(e["was"], e["label"]) for e in lines if e["event"] == "relabelled"]
@@ -106,3 +107,41 @@ def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running)
     out = subprocess.run(command("stockroom-tally") + ["--mqtt", broker.url(), "--once", "--wait", "1"], cwd=NEUTRAL,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "unknown 1" in out.stdout, out.stdout + out.stderr
+
+
+def test_the_item_list_in_a_real_browser_corrects_a_label(running, tmp_path):
+    import base64
+    import importlib.util
+    import tempfile
+
+    from tests.conftest import chromium, need
+    from tests.device.test_web import Browser
+
+    chromium()
+    need(importlib.util.find_spec("websocket"), "websocket-client (drives the browser)", "pip install -e '.[dev]'")
+    base, token, proc, folder, broker, listener = running
+    browser = Browser(tempfile.mkdtemp(prefix="chromium-"))
+    try:
+        browser.call("Page.navigate", url=f"{base}/#token={token}")
+        browser.wait("document.querySelectorAll('#items .item').length >= 1", timeout=40)
+        browser.wait("document.querySelector('#items .item img').naturalWidth > 0")  # the item's own photo
+        first = browser.js("document.querySelector('#items .item').dataset.id")
+        was = browser.js("document.querySelector('#items .item b').textContent")
+        new = "Bag" if was != "Bag" else "Coat"
+        browser.js("document.getElementById('items').scrollIntoView()")
+        shot = browser.call("Page.captureScreenshot", format="png")["data"]
+        (tmp_path / "items.png").write_bytes(base64.b64decode(shot))
+        browser.js(f"(() => {{ const s = document.querySelector('#items .item select'); s.value = {new!r}; "
+                   "s.dispatchEvent(new Event('change')); })()")
+        browser.wait("document.getElementById('itemsmsg').textContent !== ''")
+        assert browser.js("document.getElementById('itemsmsg').textContent").startswith("corrected"), \
+            browser.js("document.getElementById('itemsmsg').textContent")
+        browser.wait(f"document.querySelector('#items .item b').textContent === {new!r}")
+        shot = browser.call("Page.captureScreenshot", format="png")["data"]
+        (tmp_path / "relabelled.png").write_bytes(base64.b64decode(shot))
+    finally:
+        browser.close()
+    listed = json.loads(call(base + "/api/items")[1])["items"]
+    assert [i["label"] for i in listed if i["id"] == first] == [new]
+    assert wait_until(lambda: any(e["event"] == "relabelled" and e["id"] == first and e["was"] == was
+                                  for e in listener.events()), 20)
