@@ -139,6 +139,14 @@ def test_the_item_list_in_a_real_browser_corrects_a_label(running, tmp_path):
         browser.wait(f"document.querySelector('#items .item b').textContent === {new!r}")
         shot = browser.call("Page.captureScreenshot", format="png")["data"]
         (tmp_path / "relabelled.png").write_bytes(base64.b64decode(shot))
+        # A phone, 390 px wide: the page fits, nothing scrolls sideways.
+        browser.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
+        browser.call("Page.reload")
+        browser.wait("document.querySelectorAll('#items .item').length >= 1", timeout=40)
+        width = browser.js("document.documentElement.scrollWidth")
+        shot = browser.call("Page.captureScreenshot", format="png")["data"]
+        (tmp_path / "phone.png").write_bytes(base64.b64decode(shot))
+        assert width <= 390, f"the page is {width} px wide on a 390 px phone"
     finally:
         browser.close()
     listed = json.loads(call(base + "/api/items")[1])["items"]
