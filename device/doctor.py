@@ -62,8 +62,9 @@ def doctor(opts) -> int:
              "beside the model: the 0.5 default; give --threshold)"))
     ok = arithmetic(opts, model) and ok
     try:
-        opts = settings_check(opts) if ok else opts
-        source_fine = source_check(opts)
+        if ok:
+            opts, background = settings_check(opts)
+            source_fine = source_check(opts, background)
     except UsageError as exc:  # what would stop classify-cam with exit 2 stops the doctor's "ready" too
         print(f"settings    PROBLEM: {exc}")
         ok = False
@@ -80,17 +81,12 @@ def doctor(opts) -> int:
 def settings_check(opts):
     """The settings classify-cam checks at set-up (the config file, the background, the broker's URL and queue,
     the output paths), checked the same way: UsageError for what would be exit 2. Returns the options with the
-    config file's settings filled in. A queue held by a running classify-cam is said, not a problem."""
-    from device.job import open_log, with_config
-    from device.preprocess import check_picture
-    from device.sources import read_image
+    config file's settings filled in, and the background picture (decoded once). A queue held by a running
+    classify-cam is said, not a problem."""
+    from device.job import open_log, read_background, with_config
 
-    opts, _ = with_config(opts)
-    if opts.background is not None:
-        try:
-            check_picture(read_image(opts.background), "background")
-        except (ValueError, OSError) as exc:
-            raise UsageError(f"--background {opts.background}: {exc}") from None
+    opts, from_config = with_config(opts)
+    background = read_background(opts, from_config)
     if opts.mqtt:
         from device.job import mqtt_setup
 
@@ -104,10 +100,10 @@ def settings_check(opts):
     if log:
         log.close()
     print("settings    OK: config, background, outputs" + (", broker URL and queue" if opts.mqtt else ""))
-    return opts
+    return opts, background
 
 
-def source_check(opts) -> bool:
+def source_check(opts, background) -> bool:
     """Open --source and take one frame from it, as classify-cam would, and hold the region and background
     against it (UsageError, as classify-cam's set-up)."""
     from device import sources
@@ -128,9 +124,7 @@ def source_check(opts) -> bool:
     print(f"source      OK: {source.name} gave a {frame.image.shape[1]}x{frame.image.shape[0]} frame")
     if opts.roi is not None or opts.background is not None:
         from device.pipeline import LabelSettings
-        from device.preprocess import check_picture
 
-        background = check_picture(sources.read_image(opts.background)) if opts.background else None
         check_first_frame(Job(opts, None, source, LabelSettings(roi=opts.roi, background=background)), frame.image)
     return True
 

@@ -58,13 +58,7 @@ def setup(opts: Options) -> Job:
         threshold = opts.threshold if opts.threshold is not None else card.unknown_threshold(opts.model)
     except (ModelError, RuntimeMissing, card.CardError) as exc:
         raise UsageError(str(exc)) from None
-    background = None
-    if opts.background is not None:
-        try:
-            background = check_picture(sources.read_image(opts.background), "background")
-        except (ValueError, OSError) as exc:
-            where = f"the background saved in {opts.config}" if "background" in from_config else "--background"
-            raise UsageError(f"{where} {opts.background}: {exc}") from None
+    background = read_background(opts, from_config)
     broker = queue = None
     if opts.mqtt:
         broker, queue = mqtt_setup(opts)
@@ -85,6 +79,20 @@ def setup(opts: Options) -> Job:
     settings = pipeline.LabelSettings(threshold=threshold, top_k=opts.top_k, smooth=opts.smooth, roi=opts.roi,
                                       background=background, raw=opts.raw, segment=opts.segment)
     return Job(opts, model, source, settings, from_config, broker, queue)
+
+
+def read_background(opts: Options, from_config: tuple = ()):
+    """The --background picture (or the config file's), decoded and checked once; None without one; UsageError."""
+    from device import sources
+    from device.preprocess import check_picture
+
+    if opts.background is None:
+        return None
+    try:
+        return check_picture(sources.read_image(opts.background), "background")
+    except (ValueError, OSError) as exc:
+        where = f"the background saved in {opts.config}" if "background" in from_config else "--background"
+        raise UsageError(f"{where} {opts.background}: {exc}") from None
 
 
 def mqtt_setup(opts: Options):
