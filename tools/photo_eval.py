@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from device.spec import CLASS_NAMES
+
 # The development set's folders map to classes exactly as training maps the training set's: one map,
 # train/photo-maps/clothing-dataset-small.json (folder -> class, classes, or "unknown").
 PHOTO_MAP = Path(__file__).resolve().parents[1] / "train" / "photo-maps" / "clothing-dataset-small.json"
@@ -22,11 +24,24 @@ GROUP_OF = {"T-shirt/top": "top", "Pullover": "top", "Shirt": "top", "Coat": "to
             "Dress": "dress", "Sandal": "shoe", "Sneaker": "shoe", "Ankle boot": "shoe", "Bag": "bag"}
 
 
-def folders(photo_map: Path = PHOTO_MAP) -> dict:
-    """folder -> (labels counted correct, group); an empty tuple means "not in the catalogue"."""
+def folders(photo_map: Path = PHOTO_MAP, root: Path | None = None) -> dict:
+    """folder -> (labels counted correct, group); an empty tuple means "not in the catalogue".
+
+    The map's folders, and under `root` the folders named like a label (`Trouser`, `T-shirt-top`, `unknown`:
+    the layout `classify-cam --save-items` writes), which need no entry. PhotoError for a map that is damaged
+    or names something that is no class."""
+    from train.photos import BY_NAME, PhotoError, _key, read_mapping, resolve
+
+    mapping = read_mapping(photo_map)
+    names = set(mapping)
+    if root is not None:
+        names |= {p.name for p in Path(root).iterdir() if p.is_dir() and _key(p.name) in BY_NAME}
     out = {}
-    for folder, classes in json.loads(Path(photo_map).read_text()).items():
-        labels = () if classes == "unknown" else tuple([classes] if isinstance(classes, str) else classes)
+    for folder in sorted(names):
+        try:
+            labels = tuple(CLASS_NAMES[i] for i in resolve(folder, mapping, str(root or photo_map)))
+        except PhotoError as exc:
+            raise PhotoError(f"--photo-map {photo_map}: {exc}") from None
         out[folder] = (labels, GROUP_OF[labels[0]] if labels else None)
     return out
 
@@ -58,8 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Run classify-cam's pipeline over a folder of real photos (one sub-folder per kind of garment, "
         "named as in the real-photos README) and print strict and group accuracy, 'unknown' rates, a confusion "
         "table, and a contact sheet of the worst mistakes.")
-    p.add_argument("folder", type=Path, help="folder with sub-folders t-shirt, longsleeve, shirt, outwear, pants, "
-                   "dress, shoes, hat, shorts, skirt")
+    p.add_argument("folder", type=Path, help="folder with one sub-folder per kind: named as in the real-photos "
+                   "README (t-shirt, pants, shoes, hat, ...), or after a label as --save-items writes them "
+                   "(T-shirt-top, Trouser, Ankle-boot, unknown, ...)")
+    p.add_argument("--photo-map", type=Path, default=PHOTO_MAP, metavar="MAP.json",
+                   help="folder -> class name(s) or unknown, for folders named otherwise (default: the real-photos "
+                   "map, train/photo-maps/clothing-dataset-small.json)")
     p.add_argument("--model", type=Path, default=models.INT8_MODEL, help="model (default: shipped int8)")
     p.add_argument("--labels", type=Path, help="labels (default: labels.txt beside the model)")
     p.add_argument("--threshold", type=_fraction,
@@ -78,14 +97,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def evaluate(folder: Path, model, threshold: float, segment: str = "auto"):
+def evaluate(folder: Path, model, threshold: float, segment: str = "auto", kinds: dict = FOLDERS):
     """One row per readable photo: folder, predicted label, confidence, and the 28x28 input."""
     from device.pipeline import LabelSettings, Labeller
     from device.sources import ImageFiles, images_under
 
     rows = []
     labeller = Labeller(model, LabelSettings(threshold=0.0, top_k=1, segment=segment), live=False)
-    for kind in sorted(FOLDERS):
+    for kind in sorted(kinds):
         if not (folder / kind).is_dir():
             continue
         for i, frame in enumerate(ImageFiles(images_under(folder / kind)).frames()):
@@ -111,27 +130,27 @@ def with_threshold(rows, threshold: float):
     return [{**r, "label": r["top"] if r["confidence"] >= threshold else "unknown"} for r in rows]
 
 
-def score(rows) -> dict:
-    inside = [r for r in rows if FOLDERS[r["kind"]][0]]
-    outside = [r for r in rows if not FOLDERS[r["kind"]][0]]
-    strict = [r["label"] in FOLDERS[r["kind"]][0] for r in inside]
-    group = [GROUP_OF.get(r["label"]) == FOLDERS[r["kind"]][1] for r in inside]
+def score(rows, kinds: dict = FOLDERS) -> dict:
+    inside = [r for r in rows if kinds[r["kind"]][0]]
+    outside = [r for r in rows if not kinds[r["kind"]][0]]
+    strict = [r["label"] in kinds[r["kind"]][0] for r in inside]
+    group = [GROUP_OF.get(r["label"]) == kinds[r["kind"]][1] for r in inside]
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     return {
         "photos": len(rows), "in_catalogue": len(inside), "out_of_catalogue": len(outside),
         "strict": mean(strict), "group": mean(group),
         "unknown_in_catalogue": mean([r["label"] == "unknown" for r in inside]),
         "unknown_out_of_catalogue": mean([r["label"] == "unknown" for r in outside]),
-        "confusion": {kind: dict(Counter(r["label"] for r in rows if r["kind"] == kind)) for kind in FOLDERS
+        "confusion": {kind: dict(Counter(r["label"] for r in rows if r["kind"] == kind)) for kind in kinds
                       if any(r["kind"] == kind for r in rows)},
-        "folders": {kind: folder_score([r for r in rows if r["kind"] == kind]) for kind in FOLDERS
+        "folders": {kind: folder_score([r for r in rows if r["kind"] == kind], kinds) for kind in kinds
                     if any(r["kind"] == kind for r in rows)},
     }
 
 
-def folder_score(rows) -> dict:
+def folder_score(rows, kinds: dict = FOLDERS) -> dict:
     """One folder: photos, right (the strict label, or unknown outside the catalogue), group, unknown."""
-    labels, group = FOLDERS[rows[0]["kind"]]
+    labels, group = kinds[rows[0]["kind"]]
     right = [r["label"] in labels if labels else r["label"] == "unknown" for r in rows]
     return {"photos": len(rows), "right": float(np.mean(right)),
             "group": float(np.mean([GROUP_OF.get(r["label"]) == group for r in rows])) if labels else None,
@@ -149,7 +168,7 @@ def format_report(s: dict, labels) -> str:
     for kind, counts in s["confusion"].items():
         lines.append(f"{kind:<11}" + "".join(f"{counts.get(c, 0):>8}" for c in cols)
                      + f"{100 * s['folders'][kind]['right']:>8.1f}")
-    lines.append("(right %: the folder's own label; for hat, shorts and skirt, unknown)")
+    lines.append("(right %: the folder's own label; for folders not in the catalogue, unknown)")
     return "\n".join(lines)
 
 
@@ -166,13 +185,13 @@ def format_comparison(a: dict, b: dict, name_a: str, name_b: str) -> str:
     return "\n".join(lines)
 
 
-def contact_sheet(rows, path: Path, count: int) -> None:
+def contact_sheet(rows, path: Path, count: int, kinds: dict = FOLDERS) -> None:
     """The most confident mistakes: the photo, and beside it the 28x28 the model was given."""
     import cv2
 
     from device.spec import picture
 
-    wrong = [r for r in rows if r["label"] != "unknown" and r["label"] not in FOLDERS[r["kind"]][0]]
+    wrong = [r for r in rows if r["label"] != "unknown" and r["label"] not in kinds[r["kind"]][0]]
     wrong.sort(key=lambda r: -r["confidence"])
     tiles = []
     for r in wrong[:count]:
@@ -215,16 +234,24 @@ def main(argv=None) -> int:
     except (ModelError, RuntimeMissing, card.CardError) as exc:
         print(f"fashion-photo-eval: {exc}", file=sys.stderr)
         return 2
-    rows = evaluate(args.folder, model, threshold, args.segment)
-    if not rows:
-        print(f"fashion-photo-eval: no photos in known sub-folders of {args.folder}", file=sys.stderr)
+    from train.photos import PhotoError
+
+    try:
+        kinds = folders(args.photo_map, args.folder)
+    except (PhotoError, OSError) as exc:
+        print(f"fashion-photo-eval: {exc}", file=sys.stderr)
         return 2
-    s = score(rows)
+    rows = evaluate(args.folder, model, threshold, args.segment, kinds)
+    if not rows:
+        print(f"fashion-photo-eval: no photos in known sub-folders of {args.folder} (folders named after a label, "
+              f"or in --photo-map)", file=sys.stderr)
+        return 2
+    s = score(rows, kinds)
     print(format_report(s, model.labels))
     if args.sweep:
         print(f"\n{'threshold':>9} {'strict %':>9} {'group %':>8} {'unknown in %':>13} {'unknown out %':>14}")
         for t in args.sweep:
-            w = score(with_threshold(rows, t))
+            w = score(with_threshold(rows, t), kinds)
             print(f"{t:>9.2f} {100 * w['strict']:>9.1f} {100 * w['group']:>8.1f} "
                   f"{100 * w['unknown_in_catalogue']:>13.1f} {100 * w['unknown_out_of_catalogue']:>14.1f}")
     compared = None
@@ -235,7 +262,7 @@ def main(argv=None) -> int:
         except (ModelError, RuntimeMissing, card.CardError) as exc:
             print(f"fashion-photo-eval: --compare: {exc}", file=sys.stderr)
             return 2
-        compared = score(rescore(rows, other, other_threshold))
+        compared = score(rescore(rows, other, other_threshold), kinds)
         print(format_comparison(s, compared, f"{args.model}{' (shipped)' if args.model == models.INT8_MODEL else ''}",
                                 str(args.compare)))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -243,7 +270,7 @@ def main(argv=None) -> int:
         {**s, "threshold": threshold, "segment": args.segment, "model": str(args.model),
          "compare": {"model": str(args.compare), **compared} if compared else None,
          "photos_list": [{k: r[k] for k in ("path", "kind", "label", "confidence")} for r in rows]}, indent=2))
-    contact_sheet(rows, args.out / "worst.png", args.worst)
+    contact_sheet(rows, args.out / "worst.png", args.worst, kinds)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'worst.png'}")
     return 0
 

@@ -92,3 +92,35 @@ def test_missing_folder_is_a_usage_error(tmp_path, capsys):
     assert photo_eval.main([str(tmp_path / "none")]) == 2
     assert "no such folder" in capsys.readouterr().err
 
+
+
+def test_reads_the_save_items_layout(tmp_path, int8_model, fmnist):
+    """The tree classify-cam --save-items writes: label-named folders, `unknown`, and the model inputs in a hidden
+    folder, which are no photos to count."""
+    items = tmp_path / "items"
+    render_folder(items, fmnist, [("Trouser", 1), ("Ankle-boot", 9)], 3)
+    (items / "unknown").mkdir()
+    make_jpeg(items / "unknown" / "u.jpg", np.full((240, 320, 3), 190, np.uint8))
+    (items / ".inputs").mkdir()
+    make_jpeg(items / ".inputs" / "0.jpg", np.full((240, 320, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    assert photo_eval.main([str(items), "--model", str(int8_model), "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert (result["photos"], result["in_catalogue"], result["out_of_catalogue"]) == (7, 6, 1)
+    assert set(result["folders"]) == {"Trouser", "Ankle-boot", "unknown"}
+    assert all(p["kind"] != ".inputs" for p in result["photos_list"])
+
+
+def test_photo_map_names_other_folders(tmp_path, int8_model, fmnist, capsys):
+    photos = tmp_path / "photos"
+    render_folder(photos, fmnist, [("jeans", 1)], 2)
+    (tmp_path / "map.json").write_text(json.dumps({"jeans": "Trouser"}))
+    out = tmp_path / "out"
+    assert photo_eval.main([str(photos), "--model", str(int8_model), "--out", str(out), "--photo-map",
+                            str(tmp_path / "map.json")]) == 0
+    assert json.loads((out / "results.json").read_text())["folders"]["jeans"]["photos"] == 2
+    (tmp_path / "map.json").write_text(json.dumps({"jeans": "Trousers"}))
+    assert photo_eval.main([str(photos), "--model", str(int8_model), "--out", str(out), "--photo-map",
+                            str(tmp_path / "map.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'Trousers' is not a class" in err
