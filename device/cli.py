@@ -140,7 +140,8 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     if live and opts.events:
         live.broker = step.publisher.state if step.publisher else None
         live.items = step.items
-        live.correct = functools.partial(correct, lock, step, outputs)
+        live.correct = functools.partial(from_page, lock, step, outputs, step.correct)
+        live.reset = functools.partial(from_page, lock, step, outputs, step.reset_counts)
     viewer = Viewer() if opts.show else None
     status, shown = EXIT_OK, {}
     try:
@@ -170,12 +171,13 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     return status if not outputs.failed else EXIT_FAULT
 
 
-def correct(lock, step, outputs, item_id: str, label: str) -> dict:
-    """A relabel from the page, written and published like any event, between two frames of the loop."""
+def from_page(lock, step, outputs, action, *args) -> dict:
+    """A record made on the page (a relabel, a reset of today's counts), written and published like any event,
+    between two frames of the loop."""
     with lock:
         if outputs.closed:
             raise Closing("the run is ending: corrections are no longer taken")
-        record = step.correct(item_id, label)
+        record = action(*args)
         outputs.write(record, None, -1, step.describe(record))
     return record
 

@@ -1,6 +1,6 @@
 """The --config file: settings saved from the web page, read at start; flags on the command line win.
 
-JSON {"roi": [x, y, w, h], "background": "PATH", "token": "..."}. Reading it needs nothing but the
+JSON {"roi": [x, y, w, h], "background": "PATH", "threshold": 0.3, "settle": 0.5, "token": "..."}. Reading it needs nothing but the
 standard library, so a run without --serve never imports the web server.
 """
 
@@ -33,10 +33,18 @@ def read_config(path: Path) -> dict:
         raise ConfigError(f"--config {path}: expected a JSON object")
     if values.get("roi") is not None and not valid_roi(values["roi"]):
         raise ConfigError(f"--config {path}: roi must be [x, y, width, height] in whole pixels")
+    for key, (low, high) in LIMITS.items():
+        value = values.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and low <= value <= high):
+            raise ConfigError(f"--config {path}: {key} must be a number from {low} to {high}, not {value!r}")
     for key in ("background", "token"):
         if values.get(key) is not None and not (isinstance(values[key], str) and values[key].strip()):
             raise ConfigError(f"--config {path}: {key} must be a non-empty string, not {values[key]!r}")
     return values
+
+
+LIMITS = {"threshold": (0.0, 1.0), "settle": (0.0, 60.0)}  # the numbers the page may set, and their range
 
 
 def valid_roi(roi) -> bool:

@@ -33,7 +33,7 @@ def with_config(opts: Options) -> tuple[Options, tuple]:
     from device.config import ConfigError, read_config
 
     if not opts.config:
-        return opts, ()
+        return replace(opts, settle=0.5 if opts.settle is None else opts.settle), ()
     try:
         values = read_config(opts.config)
     except ConfigError as exc:
@@ -41,8 +41,12 @@ def with_config(opts: Options) -> tuple[Options, tuple]:
     roi = opts.roi if opts.roi is not None or not values.get("roi") else tuple(values["roi"])
     background = opts.background if opts.background is not None or not values.get("background") \
         else opts.config.parent / values["background"]  # a relative path is the config file's neighbour
-    used = tuple(k for k, v in (("roi", roi), ("background", background)) if v is not None and v != getattr(opts, k))
-    return replace(opts, roi=roi, background=background), used
+    threshold = opts.threshold if opts.threshold is not None else values.get("threshold")
+    settle = opts.settle if opts.settle is not None else values.get("settle")
+    used = tuple(k for k, v in (("roi", roi), ("background", background), ("threshold", threshold),
+                                ("settle", settle)) if v is not None and v != getattr(opts, k))
+    return replace(opts, roi=roi, background=background, threshold=threshold,
+                   settle=0.5 if settle is None else float(settle)), used
 
 
 def setup(opts: Options) -> Job:
@@ -144,11 +148,13 @@ def serve(job: Job):
 
     facts = {"runtime": f"{job.model.runtime.name} {job.model.runtime.version}",
              "model": f"{job.model.path.name} ({job.model.id})",
-             "threshold": round(job.settings.threshold, 2), "source": job.source.name,
+             "threshold": round(job.settings.threshold, 2), **({"settle": opts.settle} if opts.events else {}),
+             "source": job.source.name,
              "mode": "stockroom events" if opts.events else "a record per frame",
              "background": str(opts.background) if opts.background else "none (learnt from the empty table with "
              "--events)"}
     live = Live(facts, list(job.settings.roi) if job.settings.roi else None)
+    live.disk = opts.save_items
     try:
         settings = ConfigFile(opts.config)
         server = Server(opts.serve, live, settings)

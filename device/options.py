@@ -42,7 +42,7 @@ class Options:
     raw: bool = False  # the output tensor as stored, in each record (a record per frame only)
     # stockroom mode
     events: bool = False
-    settle: float = 0.5  # seconds a garment stands still before it is classified
+    settle: float | None = None  # seconds a garment stands still before it is classified (None: --config's, else 0.5)
     save_items: Path | None = None
     mqtt: str | None = None
     device_id: str = ""  # the parser fills in a name unique to this machine
@@ -175,7 +175,7 @@ def build_parser() -> OneLineParser:
                    "still on the table for --settle seconds (classified over its still frames) and one 'removed' "
                    "record when the table is empty again, instead of one record per frame")
     g.add_argument("--settle", type=_seconds,
-                   help="seconds a garment must stand still before it is classified (default 0.5)")
+                   help="seconds a garment must stand still before it is classified (default: the --config file's, else 0.5)")
     g.add_argument("--save-items", type=_path, metavar="DIR",
                    help="each placed item's sharpest still frame as DIR/<label>/<id>.jpg (and what the "
                    "model saw beside it): the layout fashion-train --photos reads")
@@ -233,7 +233,6 @@ def parse(argv=None) -> Options:
 
         beside = ns["model"].parent / "labels.txt"
         ns["labels"] = beside if beside.is_file() else models.LABELS
-    ns["settle"] = 0.5 if ns["settle"] is None else ns["settle"]
     ns["smooth"] = 1 if ns["smooth"] is None else ns["smooth"]
     ns["segment"] = ns["segment"] or "auto"
     names = {f.name for f in fields(Options)}

@@ -128,12 +128,12 @@ class FrameStep:
         self.seen = x if x is not None else self.seen
         return [(record, x)]
 
-    def apply(self, roi=None, background=None) -> None:
-        """A region or background set on the page, from the next frame."""
-        if roi is not None:
-            self.labeller.settings.roi = roi
-        if background is not None:
-            self.labeller.settings.background = background
+    def apply(self, roi=None, background=None, threshold=None, settle=None) -> None:
+        """A region, background or threshold set on the page, from the next frame (settle is for items only)."""
+        settings = self.labeller.settings
+        settings.roi = roi if roi is not None else settings.roi
+        settings.background = background if background is not None else settings.background
+        settings.threshold = threshold if threshold is not None else settings.threshold
 
     def describe(self, record: dict) -> str:
         if "error" in record:

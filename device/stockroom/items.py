@@ -1,6 +1,7 @@
 """The items of this run, newest first, and the one way their record is corrected afterwards: a relabel.
 
-The page lists them (GET /api/items) and a person who saw a mistake corrects it (POST
+The page lists them (GET /api/items) with today's counts per label (reset from the page, which
+is itself a `reset` record), and a person who saw a mistake corrects it (POST
 /api/items/<id>/label): the photo moves to the right label folder of the --save-items tree, and a
 `relabelled` record (the same id, the new label, `was`) is written and published like any event,
 so the tally moves the item from `was` to `label`. A correction of a correction is the same again.
@@ -9,7 +10,9 @@ so the tally moves the item from `was` to `label`. A correction of a correction 
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
+from datetime import date, datetime
 from pathlib import Path
 
 from device.spec import CLASS_NAMES, UNKNOWN, folder_name
@@ -22,10 +25,30 @@ class Items:
     def __init__(self, save_items: Path | None):
         self.save_items = Path(save_items) if save_items else None
         self.items = OrderedDict()  # id -> the item as the page shows it, oldest first
+        # Today's counts, as the page shows them: placed items per label since the later of local midnight and
+        # the last reset (a `reset` record); the lifetime tally (retained on the broker) is another thing.
+        self.counts, self.day, self.since = Counter(), date.today(), time.time()
+
+    def today(self) -> dict:
+        """{"counts": {label: n}, "since": epoch seconds}: a new local day starts from zero."""
+        if date.today() != self.day:
+            self.counts, self.day = Counter(), date.today()
+            self.since = datetime.combine(self.day, datetime.min.time()).timestamp()
+        return {"counts": dict(self.counts.most_common()), "since": self.since}
+
+    def reset(self, device: str, now: str) -> dict:
+        """The page's "reset today's counts": the `reset` record keeps what they were, and since when."""
+        before = self.today()
+        self.counts, self.since = Counter(), time.time()
+        stamp = now.replace("-", "").replace(":", "")
+        return {"event": "reset", "id": f"{device}-reset-{stamp}", "device": device, "time": now,
+                "counts": before["counts"], "since": datetime.fromtimestamp(before["since"]).astimezone().isoformat()}
 
     def add(self, event: dict) -> None:
         """Follow the loop's events: a placed item is listed; its removal adds the dwell time."""
         if event["event"] == "placed":
+            self.today()
+            self.counts[event["label"]] += 1
             self.items[event["id"]] = {
                 "id": event["id"], "label": event["label"], "confidence": event["confidence"], "time": event["time"],
                 "model": event.get("model"), "top": event["top"], "dwell_s": None,
@@ -69,6 +92,10 @@ class Items:
         if self.save_items and label != was:
             remove_if_empty(self.save_items / folder_name(was))  # an empty label folder stops fashion-train
         item["label"] = label
+        if self.counts[was] > 0:  # placed today: today's counts follow the correction
+            self.counts[was] -= 1
+            self.counts[label] += 1
+            self.counts = +self.counts  # no label left at zero
         return {"event": "relabelled", "id": item_id, "device": device, "time": now, "label": label, "was": was}
 
 

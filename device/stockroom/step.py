@@ -74,9 +74,14 @@ class StockroomStep:
             out.append((event, seen))
         return out
 
-    def apply(self, roi=None, background=None) -> None:
-        """A region or background set on the page, from the next frame."""
-        self.tracker.apply(roi, background)
+    def apply(self, roi=None, background=None, threshold=None, settle=None) -> None:
+        """A region, background, threshold or settle time set on the page, from the next frame."""
+        if roi is not None or background is not None:
+            self.tracker.apply(roi, background)
+        if threshold is not None:
+            self.tracker.threshold = threshold
+        if settle is not None:
+            self.tracker.settings.settle = settle
 
     def correct(self, item_id: str, label: str) -> dict:
         """A person's correction from the page: the `relabelled` record, the photo moved, the tally moved from
@@ -87,6 +92,14 @@ class StockroomStep:
             counts[label] += 1
             if counts[record["was"]] <= 0:
                 del counts[record["was"]]
+        if self.publisher:
+            self.publisher.publish(record, self.tracker.tally)
+        return record
+
+    def reset_counts(self) -> dict:
+        """Today's counts from zero (the page's reset): a `reset` record, written and queued like any event; the
+        lifetime tally is not touched (stockroom-tally counts placed and relabelled records only)."""
+        record = self.items.reset(self.device, now_iso())
         if self.publisher:
             self.publisher.publish(record, self.tracker.tally)
         return record
@@ -114,6 +127,9 @@ class StockroomStep:
                     f"({event['frames']} frames)")
         if event["event"] == "relabelled":
             return f"[{event['id']}] relabelled on the page: {event['was']} -> {event['label']}"
+        if event["event"] == "reset":
+            counts = ", ".join(f"{k} {n}" for k, n in event["counts"].items()) or "none"
+            return f"[{event['id']}] today's counts reset on the page (they were: {counts})"
         return f"[item {event['item']}] removed after {event['dwell_s']:.1f} s"
 
     def close(self, live_source: bool) -> None:

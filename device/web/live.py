@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import queue
+import shutil
+import threading
 import time
 from collections import deque
 
@@ -25,15 +27,21 @@ class Live:
         self.facts = dict(facts)
         self.roi = roi
         self.frames, self.started = 0, time.monotonic()
+        self.times = deque(maxlen=30)  # when the last frames came: the camera's fps now, not since the start
         self.busy = False  # something lies or moves on the table (stockroom mode): no background may be taken
         self.broker = None  # with --mqtt: a callable giving the broker's state (reached, waiting events, ...)
         self.items = None  # with --events: device.stockroom.items.Items, the recent items
         self.changes = queue.SimpleQueue()  # settings from the page ({"roi": ...} or {"background": ...}), for the loop
         self.correct = None  # with --events: correct(item_id, label) -> the relabelled record
+        self.reset = None  # with --events: reset() -> the reset record (today's counts from zero)
+        self.disk = None  # the folder item photos go to (--save-items): its free space is shown
+        self.encoded = (None, None)  # (frame number, JPEG bytes): encoded once per frame, however many watch
+        self.encoding = threading.Lock()
 
     def update(self, frame, seen, records=(), tally=None, busy: bool = False) -> None:
         """One frame's picture, the latest model input, and the records it gave (per-frame records or events)."""
         self.frame, self.frames, self.busy = frame, self.frames + 1, busy
+        self.times.append(time.monotonic())
         if seen is not None:
             self.seen = seen
         for r in records:
@@ -42,6 +50,30 @@ class Live:
             self.record = r  # the page says "removed" once the item is gone, not its old label
         if tally is not None:
             self.tally = dict(tally)
+
+
+    def fps(self) -> float:
+        """Frames a second over the last 30 frames (0 once no frame came for 5 s: a stalled camera shows)."""
+        times = list(self.times)
+        if len(times) < 2 or time.monotonic() - times[-1] > 5:
+            return 0.0
+        return round((len(times) - 1) / max(times[-1] - times[0], 1e-6), 1)
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.disk).free if self.disk else None
+        except OSError:
+            return None
+
+    def view(self) -> bytes | None:
+        """The latest frame as the page's JPEG; made only when a viewer asks, once per frame for all viewers."""
+        with self.encoding:
+            number, frame, roi = self.frames, self.frame, self.roi
+            if frame is None:
+                return None
+            if self.encoded[0] != (number, str(roi)):
+                self.encoded = ((number, str(roi)), jpeg(frame, roi))
+            return self.encoded[1]
 
 
 def jpeg(image: np.ndarray, roi=None) -> bytes:

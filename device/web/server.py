@@ -12,10 +12,12 @@ GET  /state.json    label, confidence, the last events, the tally, runtime/model
 GET  /api/items      {"items": [...], "total": N}: this run's items, newest first (?offset=&limit= pages)
 GET  /items/ID.jpg   an item's photo (with --save-items)
 POST /api/items/ID/label  {"label": "Coat"}: correct an item (the relabelled record)   (needs the token)
+POST /api/counts/reset  today's counts from zero: the reset record                (needs the token)
 POST /api/roi        {"roi": [x, y, w, h]} (frame pixels) -> the settings file   (needs the token)
 POST /api/background the current frame becomes the empty-table picture           (needs the token)
+POST /api/settings   {"threshold": 0.3, "settle": 0.5} (either)                  (needs the token)
 Actions that change anything need the token (header X-Token): printed once when made, kept in
-the settings file. A region or background applies from the next frame (the loop takes it between
+the settings file. A setting applies from the next frame (the loop takes it between
 two frames) and is kept in the --config file (device/config.py), which classify-cam reads at start
 (flags on the command line win).
 """
@@ -34,9 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from device.config import ConfigFile, valid_roi
+from device.config import LIMITS, ConfigFile, valid_roi
 from device.output import write_picture
-from device.web.live import Live, jpeg, png_input
+from device.web.live import Live, png_input
 
 log = logging.getLogger("classify-cam")
 ITEM_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")  # what an item id may be; anything else is no item (404)
@@ -169,24 +171,32 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/":
             return self.send(200, page(), "text/html; charset=utf-8")
         if path == "/frame.jpg":
-            frame = live.frame
-            if frame is None:
+            picture = live.view()
+            if picture is None:
                 return self.send(503, b"no frame yet", "text/plain")
-            return self.send(200, jpeg(frame, live.roi), "image/jpeg")
+            return self.send(200, picture, "image/jpeg")
         if path == "/input.png":
             if live.seen is None:
                 return self.send(503, b"nothing classified yet", "text/plain")
             return self.send(200, png_input(live.seen), "image/png")
         if path == "/state.json":
-            elapsed = max(time.monotonic() - live.started, 1e-6)
             frame = live.frame
-            state = {"record": live.record, "events": list(live.events), "tally": live.tally, "facts": live.facts,
-                     "fps": round(live.frames / elapsed, 1), "roi": live.roi,
+            state = {"record": live.record, "events": self.events(live), "tally": live.tally, "facts": live.facts,
+                     "fps": live.fps(), "roi": live.roi, "free_bytes": live.free_bytes(),
+                     "today": live.items.today() if live.items else None,
+                     "running_s": round(time.monotonic() - live.started),
                      "size": None if frame is None else [int(frame.shape[1]), int(frame.shape[0])],
                      "settings": {k: v for k, v in s.settings.values.items() if k != "token"},
                      "broker": live.broker() if live.broker else None, "busy": live.busy}
             return self.send(200, json.dumps(state).encode(), "application/json")
         return self.send(404, b"not found", "text/plain")
+
+    @staticmethod
+    def events(live) -> list[dict]:
+        """The last events, a removal with the label its item has now (a removed record carries none)."""
+        items = live.items.items if live.items else {}
+        return [{**e, "label": items[e["id"]]["label"]} if e.get("event") == "removed" and e.get("id") in items
+                else e for e in list(live.events)]
 
     def text(self, code: int, message: str) -> None:
         self.send(code, message.encode(), "text/plain; charset=utf-8")
@@ -234,11 +244,38 @@ class Handler(BaseHTTPRequestHandler):
             return self.text(500, f"cannot move the photo: {exc.strerror or exc}")
         return self.send(200, json.dumps({"relabelled": record}).encode(), "application/json")
 
+    def reset(self):
+        live = self.server_state.live
+        if live.reset is None:
+            return self.text(404, "today's counts are kept in stockroom mode (--events) only")
+        try:
+            record = live.reset()
+        except RuntimeError as exc:  # the run is ending: nothing was reset
+            return self.text(503, str(exc))
+        return self.send(200, json.dumps({"reset": record}).encode(), "application/json")
+
+    def numbers(self, body: dict):
+        """The threshold and the settle time: checked as the --config file is, kept there, applied next frame."""
+        live = self.server_state.live
+        values = {k: body[k] for k in LIMITS if body.get(k) is not None}
+        unknown = sorted(set(body) - set(LIMITS))
+        if unknown or not values:
+            return self.text(400, f"give threshold and/or settle{f', not {unknown}' if unknown else ''}")
+        for key, value in values.items():
+            low, high = LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                return self.text(400, f"{key} must be a number from {low} to {high}, not {value!r}")
+        if "settle" in values and live.items is None:
+            return self.text(400, "settle is the stockroom mode's (--events): this run makes a record per frame")
+        for key, value in values.items():
+            live.facts[key] = value
+        return self.save(values, dict(values))
+
     def do_POST(self):
         s = self.server_state
         path = urlsplit(self.path).path
         item = re.fullmatch(r"/api/items/([^/]+)/label", path)
-        if path not in ("/api/roi", "/api/background") and not item:
+        if path not in ("/api/roi", "/api/background", "/api/settings", "/api/counts/reset") and not item:
             return self.text(404, "not found")
         tokens = self.headers.get_all("X-Token") or []
         if len(tokens) != 1 or not secrets.compare_digest(tokens[0].strip().encode(), s.token.encode()):
@@ -248,6 +285,10 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if item:
             return self.relabel(item.group(1), body)
+        if path == "/api/counts/reset":
+            return self.reset()
+        if path == "/api/settings":
+            return self.numbers(body)
         frame = s.live.frame
         if frame is None:
             return self.text(503, "no frame yet")

@@ -54,7 +54,23 @@ def running(tmp_path, fmnist):
 def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running):
     base, token, proc, tmp_path, broker, listener = running
     items = lambda: json.loads(call(base + "/api/items")[1])["items"]  # noqa: E731
-    assert wait_until(lambda: len(items()) >= 2, 40), proc.stderr.read() if proc.poll() is not None else ""
+    state = lambda: json.loads(call(base + "/state.json")[1])  # noqa: E731
+    assert wait_until(lambda: len(items()) >= 1, 40), proc.stderr.read() if proc.poll() is not None else ""
+    # A threshold set on the page applies from the next frame and is kept in --config: nothing reaches 1.0.
+    assert call(base + "/api/settings", {"threshold": 1.5}, token)[0] == 400
+    assert call(base + "/api/settings", {"threshold": 0.9, "speed": 2}, token)[0] == 400
+    assert call(base + "/api/settings", {"threshold": 1.0})[0] == 403
+    status, body = call(base + "/api/settings", {"threshold": 1.0, "settle": 0.4}, token)
+    assert status == 200 and json.loads(body)["kept"], body
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    assert (saved["threshold"], saved["settle"]) == (1.0, 0.4)
+    assert wait_until(lambda: len(items()) >= 3, 40)
+    assert items()[0]["label"] == "unknown" and items()[0]["confidence"] < 1.0
+    # Health, and the last events in full: a removal says what was removed.
+    now = state()
+    assert now["fps"] > 0 and now["free_bytes"] > 0 and now["broker"]["reached"]
+    removed = [e for e in now["events"] if e["event"] == "removed"]
+    assert removed and all(e["label"] in {i["label"] for i in items()} for e in removed)
     newest, older = items()[0], items()[1]
     assert newest["time"] > older["time"]  # newest first
     assert {"id", "label", "confidence", "time", "photo", "model"} <= set(newest)
@@ -88,10 +104,20 @@ def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running)
     old = tmp_path / "items" / folder_name(gone_was)
     assert not old.exists() or any(old.iterdir())  # never an empty label folder (fashion-train refuses one)
     assert wait_until(lambda: sum(e["event"] == "relabelled" for e in listener.events()) == 3, 20)
+    # Today's counts follow the corrections; their reset is a record of its own, the all-time tally untouched.
+    today = state()["today"]["counts"]
+    labels = [i["label"] for i in items()]
+    assert today == {label: labels.count(label) for label in labels} and "Sandal" in today
+    assert call(base + "/api/counts/reset", {}, None)[0] == 403
+    status, body = call(base + "/api/counts/reset", {}, token)
+    assert status == 200 and json.loads(body)["reset"]["counts"] == today
+    assert state()["today"]["counts"] == {}
+    assert wait_until(lambda: any(e["event"] == "reset" for e in listener.events()), 20)
     proc.terminate()  # a clean stop (SIGTERM): the log closed, the queue handed to the broker
     proc.wait(60)
     lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     relabels = [(e["was"], e["label"]) for e in lines if e["event"] == "relabelled"]
+    assert [e["counts"] for e in lines if e["event"] == "reset"] == [today]
     assert relabels == [(was, new), (new, "unknown"), (gone_was, "Sandal")]
     placed = [e["label"] for e in lines if e["event"] == "placed"]
     expected = {}
