@@ -12,6 +12,8 @@ from pathlib import Path
 import models
 
 DEFAULT_CALIBRATION = 1000  # chosen by measurement: see README, "Calibration size"
+# Where a conversion goes unless --ship or --output says otherwise: never over the shipped files by accident.
+DEFAULT_OUTPUT = Path("build") / "convert" / "fashion_int8.tflite"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,7 +26,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "both files on the full test set and exit 1 if quantization cost more accuracy than allowed.",
     )
     p.add_argument("--model", type=Path, default=models.FLOAT_MODEL, help="float .keras model (default: shipped)")
-    p.add_argument("--output", type=Path, default=models.INT8_MODEL, help="int8 .tflite to write (default: shipped)")
+    p.add_argument("--output", type=Path, default=None,
+                   help=f"int8 .tflite to write (default {DEFAULT_OUTPUT}, beside its own card and labels; with "
+                   "--check-only: the shipped int8 file)")
+    p.add_argument("--ship", action="store_true",
+                   help="write the shipped models/fashion_int8.tflite and its card (the only way to replace them)")
     p.add_argument("--check-only", action="store_true",
                    help="convert nothing: evaluate and gate the existing --model / --output pair (and record its "
                    "calibrated 'unknown' threshold in the model card beside it)")
@@ -60,6 +66,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.ship and args.output is not None and args.output.resolve() != models.INT8_MODEL.resolve():
+        print(f"fashion-convert: --ship writes {models.INT8_MODEL}; give --ship or --output, not both", file=sys.stderr)
+        return 2
+    if args.output is None:
+        args.output = models.INT8_MODEL if args.ship or args.check_only else DEFAULT_OUTPUT
+    elif not args.ship and not args.check_only and args.output.resolve() == models.INT8_MODEL.resolve():
+        print(f"fashion-convert: --output {args.output} is the shipped int8 file: give --ship to replace it",
+              file=sys.stderr)
+        return 2
     from convert.quantize import ModelFileError
     from device.card import CardError
     from device.runtime import ModelError, RuntimeMissing
@@ -123,7 +138,7 @@ def _main(args) -> int:
     calibration = None
     if not args.check_only:
         print(f"converting {args.model}{' with mirror averaging' if mirror else ''} with {args.calibration_size} "
-              "calibration images ...", flush=True)
+              f"calibration images into {args.output}{' (shipped)' if args.ship else ''} ...", flush=True)
         calibration = convert(args.model, args.output, data, args.calibration_size, args.calibration_seed, mirror)
 
     print(f"evaluating both files on {len(test_y)} test images ...", flush=True)
@@ -141,7 +156,8 @@ def _main(args) -> int:
     # Only a real conversion signs files (new sha256s); --check-only records its figures and nothing else.
     card.update(args.output.parent / "model_card.json", resign=calibration is not None, **sections)
     if calibration is not None:
-        print(f"wrote {args.output} and updated {args.output.parent / 'model_card.json'}")
+        print(f"wrote {args.output} (converted from {args.model}) and updated {args.output.parent / 'model_card.json'}"
+              + ("" if args.ship else "; the shipped models/ are unchanged (--ship replaces them)"))
     return 0 if report["passed"] else 1
 
 

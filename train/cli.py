@@ -113,6 +113,12 @@ def main(argv=None) -> int:
     from train import data as data_mod
     from train import pipeline
 
+    if cfg.init:  # a model of another width or shape: one line now, not a Keras error after the data loaded
+        try:
+            pipeline.check_init(cfg)
+        except pipeline.InitMismatch as exc:
+            print(f"fashion-train: {exc}", file=sys.stderr)
+            return 2
     try:
         metrics = pipeline.run(cfg, args.run_dir, verbose=2 if args.quiet or not sys.stdout.isatty() else 1)
     except (data_mod.DataNotFound, pipeline.InitMismatch) as exc:

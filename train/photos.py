@@ -91,8 +91,12 @@ def held_out(relative: str, share: float) -> bool:
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
-def scan(dirs, mapping_path=None, holdout: float = 0.1) -> list[Photo]:
-    """Every photo under the folders, with its classes; PhotoError before any training starts."""
+def scan(dirs, mapping_path=None, holdout: float = 0.1, lenient: bool = False) -> list[Photo]:
+    """Every photo under the folders, with its classes; PhotoError before any training starts.
+
+    lenient (fashion-adapt, one site's photos): the mapping may name folders that are in none of the folders
+    (one map for every site) and a folder may be empty (its last photo moved to another label); otherwise
+    both are mistakes (a misspelt folder, a wrong path)."""
     from device.sources import images_under
 
     mapping = read_mapping(mapping_path)
@@ -108,12 +112,12 @@ def scan(dirs, mapping_path=None, holdout: float = 0.1) -> list[Photo]:
             classes = resolve(folder.name, mapping, str(root))
             used.add(folder.name)
             files = images_under(folder)
-            if not files:
+            if not files and not lenient:
                 raise PhotoError(f"{folder}: no images in this folder")
             photos += [Photo(f, folder.name, classes, held_out(f"{folder.name}/{f.relative_to(folder)}", holdout))
                        for f in files]
     unused = sorted(set(mapping) - used)
-    if unused:
+    if unused and not lenient:
         raise PhotoError(f"--photo-map names folders that are in none of the --photos folders: {', '.join(unused)}")
     return photos
 

@@ -201,8 +201,20 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, verbose: int | str = "aut
         reports.plot_filters(np.asarray(first_conv.kernel), run_dir / "filters.png")
     models_mod.save(model, run_dir / "model.keras")
     print(f"test accuracy {metrics['accuracy']:.4f}  ({metrics['params']} parameters, "
-          f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)\nwrote {run_dir}", flush=True)
+          f"{train_seconds / 60:.1f} min, {metrics['epochs_run']} epochs)", flush=True)
+    if photo_set:
+        print(photo_line(metrics["photos"]), flush=True)
+    print(f"wrote {run_dir}", flush=True)
     return metrics
+
+
+def photo_line(photos: dict) -> str:
+    """The real-photo figures beside Fashion-MNIST's: strict accuracy on the photos the run held out."""
+    scores = photos.get("held_out_scores")
+    if not scores or scores.get("strict") is None:
+        return f"real photos: {photos['trained_on']} trained on, none held out to measure on (--photo-holdout)"
+    return (f"real photos: strict accuracy {100 * scores['strict']:.1f}% on the {photos['held_out']} held out "
+            f"(top class, no threshold; {photos['trained_on']} trained on)")
 
 
 class InitMismatch(ValueError):
@@ -225,9 +237,36 @@ def start_from(model, cfg: TrainConfig) -> None:
             widen(start, model)  # an edge model: nearly the same scores in the wider network
         else:
             model.set_weights(start.get_weights())
-    except ValueError as exc:
-        raise InitMismatch(f"--init {cfg.init} ({start.name}, {start.count_params():,} parameters) does not fit "
-                           f"--model {cfg.model}: {str(exc).splitlines()[0]}") from exc
+    except ValueError:
+        raise InitMismatch(init_mismatch(cfg, start, model)) from None
+
+
+def init_mismatch(cfg: TrainConfig, start, model) -> str:
+    """One line for an --init model of another width or shape: what it is, what --model wants, and what to give."""
+    from train.models import BUILDERS
+
+    def shape(m) -> str:
+        inputs = "x".join(str(d) for d in m.input_shape[1:])
+        convs = [layer.filters for layer in m.layers if hasattr(layer, "filters")]
+        return f"input {inputs}" + (f", conv widths {'/'.join(map(str, convs))}" if convs else "")
+
+    fits = [name for name, build in BUILDERS.items() if build().count_params() == start.count_params()]
+    hint = f"; it is the size of --model {fits[0]}: give that" if fits else ""
+    return (f"--init {cfg.init} does not fit --model {cfg.model}: it has {start.count_params():,} parameters "
+            f"({shape(start)}), --model {cfg.model} has {model.count_params():,} ({shape(model)}){hint}")
+
+
+def check_init(cfg: TrainConfig) -> None:
+    """InitMismatch before any data is loaded when cfg.init cannot start cfg.model (fashion-train checks first)."""
+    import keras
+
+    from train.models import build
+
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        start_from(build(cfg.model), cfg)
+    finally:
+        keras.backend.clear_session()  # the run builds its own model, from its own seeds
 
 
 def training_data(cfg: TrainConfig, images: np.ndarray, labels: np.ndarray, photos=None) -> dict:

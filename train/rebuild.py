@@ -63,7 +63,7 @@ def stages(photos: Path, work: Path) -> list[tuple[str, list[str]]]:
         ("train", ["fashion-train", *RECIPE, *photo_args, "--run-dir", rel(work / "train"), "--quiet"]),
         ("finetune", ["fashion-train", *FINETUNE, *photo_args, "--init", rel(first_stage_model(work)),
                       "--run-dir", rel(work / "finetune"), "--ship", "--quiet"]),
-        ("convert", ["fashion-convert", "--mirror", *photo_args, "--report", rel(work / "convert-report.json")]),
+        ("convert", ["fashion-convert", "--mirror", *photo_args, "--ship", "--report", rel(work / "convert-report.json")]),
     ]
 
 

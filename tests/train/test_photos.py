@@ -158,5 +158,10 @@ def test_smoke_fine_tune_reads_photos(photo_dir, mapping, tmp_path, fmnist):
     assert result["photos"] == 18 and result["trained_on"] + result["held_out"] == 18  # the broken one dropped
     assert result["held_out"] > 0 and set(result["held_out_scores"]["folders"]) <= {"pants", "shoes", "Ankle-boot", "hat"}
     assert "held-out real photos" in r.stdout
+    # The real-photo figure beside Fashion-MNIST's at the end: strict accuracy on the photos held out.
+    end = r.stdout.strip().splitlines()[-3:]
+    strict = 100 * result["held_out_scores"]["strict"]
+    assert end[0].startswith("test accuracy ") and end[2].startswith("wrote ")
+    assert end[1].startswith(f"real photos: strict accuracy {strict:.1f}% on the {result['held_out']} held out"), end
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["photos"] == [str(photo_dir)] and config["photo_share"] == 0.3

@@ -20,6 +20,7 @@ def test_the_plan_is_training_from_scratch_then_a_photo_finetune_then_convert(tm
     assert f"--init {first}" in lines[1] and "--ship" in lines[1]
     assert "--photos" in lines[1] and "--photo-share 0.3" in lines[1]
     assert "--photos" in lines[2] and "fashion-convert --mirror" in lines[2]
+    assert "--ship" in lines[2]  # fashion-convert replaces models/ only when asked
     assert rebuild.main(["--photos", str(photos), "--from-stage", "convert", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("]")[0] for line in lines] == ["[convert"]

@@ -117,3 +117,22 @@ def test_init_that_does_not_fit_the_model_is_a_usage_error(smoke_run, capsys, mo
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "does not fit --model" in err and "Traceback" not in err
+
+
+def test_init_of_another_width_is_one_line_before_any_data(tmp_path):
+    """The shipped edge-wide model as --init for the default (edge) network: exit 2, one line that says what to give,
+    before the data set loads or a run folder is made (it was a Keras shape error)."""
+    import subprocess
+    import sys
+
+    import models
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "train.cli", "--init", str(models.FLOAT_MODEL), "--run-dir",
+                        str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("fashion-train: --init") and "Traceback" not in r.stderr
+    assert "does not fit --model edge:" in lines[-1] and "237,098 parameters" in lines[-1]
+    assert "conv widths 32/32/64/64/256" in lines[-1] and lines[-1].endswith("--model edge-wide: give that")
+    assert not (tmp_path / "run").exists()
