@@ -6,7 +6,8 @@ event, the tally): nothing is encoded unless a viewer asks, so serving with nobo
 nearly nothing, and a slow or vanished viewer holds up only its own server thread.
 
 GET  /              the page: page.html beside this file (no build step, nothing fetched from the internet)
-GET  /frame.jpg     the live picture, downscaled, the region of interest drawn on it
+GET  /stream.mjpg   the live picture as MJPEG, STREAM_FPS a second, while the viewer stays (what the page shows)
+GET  /frame.jpg     the live picture once, downscaled, the region of interest drawn on it
 GET  /input.png     what the model saw, 28x28 enlarged
 GET  /state.json    label, confidence, the last events, the tally, runtime/model/fps facts, the settings
 GET  /api/items      {"items": [...], "total": N}: this run's items, newest first (?offset=&limit= pages)
@@ -25,22 +26,20 @@ two frames) and is kept in the --config file (device/config.py), which classify-
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import secrets
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from device.config import LIMITS, ConfigFile, valid_roi
 from device.output import write_picture
 from device.web.live import Live, png_input
+from device.web.transport import Guarded, GuardedHandler
 
-log = logging.getLogger("classify-cam")
+STREAM_FPS = 3  # the live picture's rate on the page: enough to watch a garment placed, cheap to encode
 ITEM_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")  # what an item id may be; anything else is no item (404)
 
 
@@ -51,52 +50,13 @@ def page() -> bytes:
     return files("device.web").joinpath("page.html").read_bytes()
 
 
-class Guarded(ThreadingHTTPServer):
-    """A threaded HTTP server that a browser cannot take down: at most MAX_CLIENTS connections at once (more are
-    closed at once, so held-open sockets never use up the process's descriptors, which the camera and the broker
-    need too), and a client that resets or stalls is dropped without a traceback on the device's stderr."""
-
-    daemon_threads = True
-    MAX_CLIENTS = 16
-    request_queue_size = 64  # the listen backlog (5 by default): a burst of connections waits for no SYN retry (1 s)
-
-    def __init__(self, *args, **kwargs):
-        self.slots = threading.BoundedSemaphore(self.MAX_CLIENTS)
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            try:  # an answer the client can act on (try again), not a dropped connection
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nRetry-After: 1\r\n"
-                                b"Connection: close\r\n\r\nbusy\n")
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:  # noqa: BLE001 (no thread could start: give the slot back)
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-            log.warning("web page: %s from %s: %s", type(exc).__name__, client_address[0], exc)
-
-
 class Server:
     """The page's HTTP server in a daemon thread."""
 
     def __init__(self, address: str, live: Live, settings: ConfigFile, token: str | None = None):
         host, _, port = address.rpartition(":")
         self.live, self.settings = live, settings
+        self.closing = threading.Event()  # ends the MJPEG streams
         self.token = token or settings.values.get("token") or secrets.token_urlsafe(12)
         handler = type("Handler", (Handler,), {"server_state": self})
         self.httpd = Guarded((host or "127.0.0.1", int(port)), handler)
@@ -104,54 +64,15 @@ class Server:
         threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True).start()
 
     def close(self) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(GuardedHandler):
+    """The page's routes."""
+
     server_state: Server
-    protocol_version = "HTTP/1.1"
-    timeout = 10  # a viewer that stops reading is dropped, never waited for
-    idle_timeout = 2  # a connection that sends no request frees its slot soon, so idle sockets cannot lock the page out
-
-    header_deadline = 5  # seconds from the first byte to the end of the headers: a dribbling client is cut off
-
-    def handle_one_request(self):
-        self.connection.settimeout(self.idle_timeout)  # waiting for a request
-        # Reading the headers has a deadline of its own: a client sending one byte every few seconds never
-        # trips the per-read timeout, and 16 of them would hold every slot for as long as they liked.
-        cutoff = threading.Timer(self.header_deadline, self.cut_off)
-        cutoff.daemon = True
-        self.headers_read = False
-        cutoff.start()
-        try:
-            super().handle_one_request()
-        finally:
-            cutoff.cancel()
-
-    def cut_off(self):
-        if not self.headers_read:
-            try:
-                self.connection.shutdown(2)  # SHUT_RDWR: the blocked read returns, the slot is freed
-            except OSError:
-                pass
-
-    def parse_request(self):
-        self.connection.settimeout(self.timeout)  # a request came: reading it and answering it
-        ok = super().parse_request()  # reads the headers
-        self.headers_read = True
-        return ok
-
-    def log_message(self, *args):  # no access log on the device's stderr
-        pass
-
-    def send(self, code: int, body: bytes, kind: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):
         s, live = self.server_state, self.server_state.live
@@ -170,6 +91,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.text(404, "no photo of that item")
         if path == "/":
             return self.send(200, page(), "text/html; charset=utf-8")
+        if path == "/stream.mjpg":
+            return self.stream(live)
         if path == "/frame.jpg":
             picture = live.view()
             if picture is None:
@@ -191,31 +114,31 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, json.dumps(state).encode(), "application/json")
         return self.send(404, b"not found", "text/plain")
 
+    def stream(self, live) -> None:
+        """multipart/x-mixed-replace: a new JPEG whenever a new frame came, at most STREAM_FPS a second. One
+        connection instead of a request per picture; a viewer that stops reading is dropped after `timeout`."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        closing, sent = self.server_state.closing, None
+        while not closing.is_set():
+            if live.frames != sent:
+                sent, picture = live.frames, live.view()
+                if picture is not None:
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(picture)
+                                     + picture + b"\r\n")
+                    self.wfile.flush()
+            closing.wait(1 / STREAM_FPS)
+
     @staticmethod
     def events(live) -> list[dict]:
         """The last events, a removal with the label its item has now (a removed record carries none)."""
         items = live.items.items if live.items else {}
         return [{**e, "label": items[e["id"]]["label"]} if e.get("event") == "removed" and e.get("id") in items
                 else e for e in list(live.events)]
-
-    def text(self, code: int, message: str) -> None:
-        self.send(code, message.encode(), "text/plain; charset=utf-8")
-
-    def body(self):
-        """The request's JSON object, or None after answering 400/413 (a bad length, not JSON, too large)."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            return self.text(400, "Content-Length must be a whole number of bytes")
-        if length > 10_000:
-            return self.text(413, "the request body is too large (10,000 bytes at most)")
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return self.text(400, "the request body is not JSON (or nested too deep)")
-        return body if isinstance(body, dict) else self.text(400, "the request body must be a JSON object")
 
     def items_page(self, live, query: dict):
         try:

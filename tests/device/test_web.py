@@ -94,6 +94,12 @@ def test_http_paths_tokens_and_settings(video, tmp_path):
         assert b"http" not in body  # nothing fetched from anywhere else: the Pi may be offline
         status, kind, jpg = served.wait_for_frame()
         assert kind == "image/jpeg" and jpg[:2] == b"\xff\xd8"
+        with urllib.request.urlopen(served.url + "stream.mjpg", timeout=10) as stream:  # the page's live picture
+            assert stream.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
+            data = b""
+            while data.count(b"--frame\r\nContent-Type: image/jpeg") < 2:  # a new picture as new frames come
+                data += stream.read1(65536)
+            assert data.split(b"\r\n\r\n", 1)[1][:2] == b"\xff\xd8"
         state = json.loads(served.get("/state.json")[2])
         assert state["size"] == [320, 240] and state["facts"]["model"].startswith("fashion_int8.tflite (")
         with pytest.raises(urllib.error.HTTPError) as missing:
@@ -257,13 +263,11 @@ def test_page_in_a_real_browser_sets_region_and_background_that_a_restart_uses(v
     browser = Browser(tempfile.mkdtemp(prefix="chromium-"))
     try:
         browser.call("Page.navigate", url=f"{served.url}#token={served.token}")
-        browser.wait("document.getElementById('live').naturalWidth > 0")
+        browser.wait("document.getElementById('live').naturalWidth > 0 && document.getElementById('live').src.endsWith('/stream.mjpg')")
         browser.wait("document.getElementById('label').textContent.length > 1 && "
                      "document.getElementById('label').textContent !== '-'", timeout=40)
         shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
         (tmp_path / "page.png").write_bytes(shot)
-        if os.environ.get("WEB_SCREENSHOT"):  # tools/web_screenshot.sh keeps it for the docs
-            Path(os.environ["WEB_SCREENSHOT"]).write_bytes(shot)
         assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20000
         box = browser.js("(() => { const b = document.getElementById('live').getBoundingClientRect(); "
                          "return [b.left, b.top, b.width, b.height]; })()")
