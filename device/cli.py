@@ -26,10 +26,17 @@ class Interrupted(Exception):
 def main(argv=None) -> int:
     if sys.stderr is None:  # started with stderr closed: the one-line messages go nowhere, the run still runs
         sys.stderr = open(os.devnull, "w")
+    from device import reload
+
+    reload.listen()  # from the start: a SIGHUP (systemctl reload) during set-up is no kill
     opts = parse(argv)
     logging.basicConfig(level=logging.INFO, format="classify-cam: %(message)s", stream=sys.stderr)
     stop = StopFlag()  # from the start: Ctrl-C or SIGTERM during set-up is a clean stop too
     try:
+        if opts.install_model is not None or opts.rollback:
+            from device.bundle import command
+
+            return command(opts.install_model)
         if opts.doctor:
             from device.doctor import doctor
 
@@ -105,8 +112,8 @@ def run(opts: Options, stop: StopFlag) -> int:
         live = serve(job)  # a port in use is a set-up error too, said before anything else
         model = job.model
         kernels = ", reference kernels" if job.opts.kernels == "reference" else ""
-        print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.path.name} "
-              f"({model.id}), source {job.source.name}", file=sys.stderr)
+        print(f"classify-cam: {model.runtime.name} {model.runtime.version}{kernels}, model {model.id} "
+              f"({model_origin(job.opts)}), source {job.source.name}", file=sys.stderr)
     except BaseException as exc:  # nothing ran yet: close what was opened, say it in one line
         job.source.close()
         if log:
@@ -116,6 +123,13 @@ def run(opts: Options, stop: StopFlag) -> int:
         print(f"classify-cam: {exc}", file=sys.stderr)
         return EXIT_FAULT
     return loop(job, log, live, [] if first is None else [first], frames, stop)
+
+
+def model_origin(opts) -> str:
+    """Which model runs, for the start line: the installed bundle, the shipped model, or the --model file."""
+    if opts.model_from == "installed":
+        return f"installed, {opts.model.parent}"
+    return "the shipped model" if opts.model_from == "shipped" else str(opts.model)
 
 
 def is_folder(source) -> bool:
@@ -132,6 +146,7 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     from device import sources
     from device.job import make_step
     from device.output import OutputError, Outputs, Screen, Viewer
+    from device.reload import Reload
 
     opts, source = job.opts, job.source
     step = make_step(job)
@@ -142,13 +157,17 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
         live.items = step.items
         live.correct = functools.partial(from_page, lock, step, outputs, step.correct)
         live.reset = functools.partial(from_page, lock, step, outputs, step.reset_counts)
+    reload = Reload(job)  # SIGHUP: the installed model, from the next frame or item boundary
     viewer = Viewer() if opts.show else None
     status, shown = EXIT_OK, {}
     try:
         for index, frame in enumerate(chain(first, frames)):
             with lock:
                 while live and not live.changes.empty():  # a region or background set on the page: from now on
-                    step.apply(**live.changes.get())
+                    change = live.changes.get()
+                    reload.saw(change)
+                    step.apply(**change)
+                reload.check(step, frame, live)
                 results = step(frame, index)
                 for record, x in results:
                     outputs.write(record, x, index, step.describe(record))

@@ -49,7 +49,8 @@ def doctor(opts) -> int:
         print("status      PROBLEM: see above")
         return 2
     print(f"runtime     {model.runtime.name} {model.runtime.version}")
-    print(f"model       {opts.model}")
+    origin = {"installed": " (installed with --install-model)", "shipped": " (the shipped model)"}
+    print(f"model       {model.id}: {opts.model}{origin.get(opts.model_from, '')}")
     for kind, detail in (("input", classify.input_details(model.interpreter)),
                          ("output", classify.output_details(model.interpreter))):
         scale, zero = detail["quantization"]

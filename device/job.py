@@ -61,13 +61,14 @@ def setup(opts: Options) -> Job:
         model = Model(opts.model, opts.labels, opts.threads, kernels=opts.kernels)
         threshold = opts.threshold if opts.threshold is not None else card.unknown_threshold(opts.model)
     except (ModelError, RuntimeMissing, card.CardError) as exc:
-        raise UsageError(str(exc)) from None
+        fix = " (the model installed with --install-model: --rollback, or install it again)"
+        raise UsageError(f"{exc}{fix if opts.model_from == 'installed' else ''}") from None
     background = read_background(opts, from_config)
     broker = queue = None
     if opts.mqtt:
         broker, queue = mqtt_setup(opts)
     try:
-        colour = bool(opts.save_items or opts.serve)  # item photos and the page in colour; the model needs grey
+        colour = bool(opts.save_items or opts.serve or opts.events)  # stockroom mode, item photos and the page: colour
         source = sources.open_source(opts.source, opts.camera_timeout, colour=colour, realtime=opts.realtime)
     except sources.SourceError as exc:
         raise UsageError(str(exc)) from None

@@ -23,7 +23,8 @@ class Options:
     camera_timeout: float = 10.0  # seconds without a fresh frame before a camera is given up
     max_frames: int | None = None
     # model
-    model: Path = Path()  # the parser fills in the shipped int8 model
+    model: Path = Path()  # the parser fills in the installed bundle's int8 model, else the shipped one
+    model_from: str = "given"  # "given" (--model), "installed" (device/bundle.py's store) or "shipped"
     labels: Path = Path()  # the parser fills in labels.txt beside the model, else the shipped one
     threshold: float | None = None  # None: the model card's calibrated one
     top_k: int = 3
@@ -52,6 +53,8 @@ class Options:
     config: Path | None = None
     # other commands
     doctor: bool = False
+    install_model: Path | None = None
+    rollback: bool = False
 
 
 # Flags that belong to one mode: given in the other they are refused, never silently ignored.
@@ -108,8 +111,6 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> OneLineParser:
-    import models
-
     p = OneLineParser(
         prog="classify-cam",
         description="Say what garment is in front of the camera (one of the ten Fashion-MNIST classes, or "
@@ -131,7 +132,8 @@ def build_parser() -> OneLineParser:
     g.add_argument("--max-frames", type=_positive, help="stop after N frames")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", type=_path, default=models.INT8_MODEL, help="the .tflite model (default: shipped int8)")
+    g.add_argument("--model", type=_path, help="the .tflite model (default: the bundle installed with "
+                   "--install-model, else the shipped int8 model)")
     g.add_argument("--labels", type=_path,
                    help="labels file, one per line in score order (default: labels.txt beside the model)")
     g.add_argument("--threshold", type=_probability,
@@ -201,13 +203,35 @@ def build_parser() -> OneLineParser:
     g = p.add_argument_group("checking the device")
     g.add_argument("--doctor", action="store_true",
                    help="check the runtime, model, labels and cameras, print what was found, and exit")
+    g = p.add_argument_group("model bundles (the four files of models/, as fashion-adapt writes them)")
+    g.add_argument("--install-model", type=_path, metavar="DIR",
+                   help="check the bundle in DIR (files, sha256s, the ten labels, the int8 input, the arithmetic "
+                   "on this CPU) and make it this device's model, keeping the previous; a running classify-cam "
+                   "switches to it on SIGHUP (systemctl reload classify-cam). The store: $CLASSIFY_CAM_MODELS, else "
+                   "~/.local/state/classify-cam/models/")
+    g.add_argument("--rollback", action="store_true",
+                   help="make the previous model (installed, or the shipped one) this device's model again")
     return p
+
+
+def bundle_command(p: OneLineParser, ns: dict) -> Options:
+    """--install-model DIR or --rollback: a command of its own; any other flag given with it would be ignored."""
+    other = [f"--{k.replace('_', '-')}" for k, v in ns.items()
+             if k not in ("install_model", "rollback") and v != p.get_default(k)]
+    if ns["install_model"] is not None and ns["rollback"]:
+        other.append("--rollback")
+    if other:
+        flag = "--install-model" if ns["install_model"] is not None else "--rollback"
+        p.error(f"{flag} is a command of its own: {', '.join(other)} cannot go with it")
+    return Options(install_model=ns["install_model"], rollback=ns["rollback"], model_from="")
 
 
 def parse(argv=None) -> Options:
     """The command line as Options, or one line and exit 2."""
     p = build_parser()
     ns = vars(p.parse_args(argv))
+    if ns["install_model"] is not None or ns["rollback"]:
+        return bundle_command(p, ns)
     other_mode = FRAMES_ONLY if ns["events"] else EVENTS_ONLY
     wrong = [flag for key, flag in other_mode.items() if ns[key] not in (None, False)]
     if wrong and not ns["doctor"]:
@@ -228,6 +252,14 @@ def parse(argv=None) -> Options:
         ns["device_id"] = default_device_id()
     if not ns["device_id"].replace("-", "").replace("_", "").replace(".", "").isalnum():
         p.error(f"--device-id {ns['device_id']!r}: letters, digits, '-', '_' and '.' only (it is an MQTT topic level)")
+    ns["model_from"] = "given"
+    if ns["model"] is None:
+        from device.bundle import BundleError, default_model
+
+        try:
+            ns["model"], ns["model_from"] = default_model()
+        except BundleError as exc:
+            p.error(str(exc))
     if ns["labels"] is None:
         import models
 

@@ -135,6 +135,17 @@ class FrameStep:
         settings.background = background if background is not None else settings.background
         settings.threshold = threshold if threshold is not None else settings.threshold
 
+    def between_items(self) -> bool:
+        """A record per frame: every frame boundary is one (device/reload.py)."""
+        return True
+
+    def switch(self, model: Model, threshold: float | None) -> None:
+        """Another model from the next frame (SIGHUP); the smoothing window starts afresh (other scores)."""
+        self.labeller.model = model
+        self.labeller.window.clear()
+        if threshold is not None:
+            self.labeller.settings.threshold = threshold
+
     def describe(self, record: dict) -> str:
         if "error" in record:
             return f"[{record['frame']}] {record['source']}: ERROR {record['error']}"

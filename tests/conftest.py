@@ -22,6 +22,9 @@ REAL_PHOTOS = ROOT.parent / "shared" / "real-photos-dev"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Where the processes under test start: never the checkout, whose device/ would shadow the installed one.
 NEUTRAL = Path(tempfile.gettempdir())
+# classify-cam without --model runs the bundle installed with --install-model: in the tests, none (an empty store of
+# their own), never the one in the real home's ~/.local/state (tests/device/test_install.py sets its own per test).
+os.environ["CLASSIFY_CAM_MODELS"] = tempfile.mkdtemp(prefix="classify-cam-models-")
 
 
 def need(present, what: str, install: str) -> None:

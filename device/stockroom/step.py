@@ -83,6 +83,17 @@ class StockroomStep:
         if settle is not None:
             self.tracker.settings.settle = settle
 
+    def between_items(self) -> bool:
+        """No item on the table (nothing placed and not yet removed, nothing settling): a model may change here
+        without an item's placed and removed coming from two models (device/reload.py)."""
+        return self.tracker.item is None and not self.tracker.still
+
+    def switch(self, model, threshold: float | None) -> None:
+        """Another model from the next item on (SIGHUP); its events name it."""
+        self.tracker.model = model
+        if threshold is not None:
+            self.tracker.threshold = threshold
+
     def correct(self, item_id: str, label: str) -> dict:
         """A person's correction from the page: the `relabelled` record, the photo moved, the tally moved from
         `was` to `label`, queued for the broker like any event. KeyError / ValueError as Items.relabel."""

@@ -1,0 +1,236 @@
+"""Model bundles on the device: --install-model, --rollback, the default model, and SIGHUP in a running
+classify-cam (a realtime stockroom video publishing to a real mosquitto), as a user runs them.
+
+Bundles are made from copies of models/ (a valid bundle). A second valid model, without TensorFlow: the
+same flatbuffer with one byte of its description string changed ("MLIR Converted." -> "MLIR Converted!"),
+so the int8 file, and with it the model's id, differ while the arithmetic (and the card's fingerprint) stay.
+Every test has its own store ($CLASSIFY_CAM_MODELS) and home: the real ~/.local/state is never touched.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+import models
+from device.spec import CLASS_NAMES
+from tests.conftest import NEUTRAL, classify_cam, command
+from tests.device.test_stockroom import check_pairs, events_of, make_broker, site, wait_until  # noqa: F401
+from tools.demo import render_photo
+from tools.stockroom_video import Step, render
+
+INT8 = "fashion_int8.tflite"
+
+
+def make_bundle(folder: Path, mark: bytes = b"!", threshold: float | None = None, resign: bool = True,
+                int8: bytes | None = None, labels: str | None = None) -> Path:
+    """A bundle from copies of models/: the int8 file marked (another id, the same arithmetic), or replaced by
+    `int8`; other labels; another unknown threshold; the card's sha256s written for the files (resign)."""
+    folder.mkdir(parents=True)
+    for name in ("fashion_float.keras", "labels.txt", "model_card.json"):
+        shutil.copyfile(models.MODELS_DIR / name, folder / name)
+    data = bytearray(models.INT8_MODEL.read_bytes())
+    at = data.index(b"MLIR Converted.") + 14
+    data[at:at + 1] = mark
+    (folder / INT8).write_bytes(int8 if int8 is not None else bytes(data))
+    if labels is not None:
+        (folder / "labels.txt").write_text(labels)
+    card = json.loads((folder / "model_card.json").read_text())
+    if resign:
+        for name in ("fashion_int8.tflite", "labels.txt"):
+            card["files"][name]["sha256"] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    if threshold is not None:
+        card["unknown"]["threshold"] = threshold
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder
+
+
+def ident(folder: Path) -> str:
+    return hashlib.sha256((folder / INT8).read_bytes()).hexdigest()[:12]
+
+
+@pytest.fixture
+def env(tmp_path):
+    """This test's own model store and home."""
+    (tmp_path / "home").mkdir()
+    return {**os.environ, "CLASSIFY_CAM_MODELS": str(tmp_path / "store"), "HOME": str(tmp_path / "home")}
+
+
+def cam(env, *args, **kw):
+    return classify_cam(*args, env=env, **kw)
+
+
+def one_line(r, code: int) -> str:
+    out = (r.stdout if code == 0 else r.stderr).strip()
+    assert r.returncode == code and len(out.splitlines()) == 1 and "Traceback" not in r.stderr, (r.stdout, r.stderr)
+    return out
+
+
+@pytest.fixture
+def photo(tmp_path, test_images):
+    images, labels = test_images
+    i = next(i for i in range(len(labels)) if labels[i] == 7)  # a sneaker: the model is sure of it
+    path = tmp_path / "sneaker.png"
+    cv2.imwrite(str(path), cv2.cvtColor(render_photo(images[i], seed=0), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def start_line(env, photo, tmp_path) -> tuple[str, dict]:
+    """A run without --model on one photo: its start line and its record."""
+    out = tmp_path / "run.jsonl"
+    out.unlink(missing_ok=True)
+    r = cam(env, "--source", photo, "--output", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    return r.stderr.splitlines()[0], events_of(out)[0]
+
+
+def test_install_default_model_and_rollback(tmp_path, env, photo):
+    first = make_bundle(tmp_path / "first")
+    second = make_bundle(tmp_path / "second", mark=b"?", threshold=1.0)  # nothing is that sure: all unknown
+    shipped = ident(models.MODELS_DIR)
+    line, record = start_line(env, photo, tmp_path)
+    assert f"model {shipped} (the shipped model)" in line and record["label"] == "Sneaker"
+
+    out = one_line(cam(env, "--install-model", first), 0)
+    assert f"installed model {ident(first)}" in out and shipped in out
+    line, record = start_line(env, photo, tmp_path)
+    assert f"model {ident(first)} (installed," in line and record["label"] == "Sneaker"
+    doctor = cam(env, "--doctor", "--source", photo)
+    assert doctor.returncode == 0 and f"model       {ident(first)}: " in doctor.stdout, doctor.stdout
+
+    assert f"installed model {ident(second)}" in one_line(cam(env, "--install-model", second), 0)
+    line, record = start_line(env, photo, tmp_path)  # the threshold comes with the bundle's card
+    assert f"model {ident(second)} (installed," in line and record["label"] == "unknown"
+    assert record["confidence"] > 0.5  # "Sneaker" at the shipped card's threshold
+
+    assert f"rolled back to model {ident(first)}" in one_line(cam(env, "--rollback"), 0)
+    assert f"model {ident(first)} (installed," in start_line(env, photo, tmp_path)[0]
+    assert f"rolled back to model {ident(second)}" in one_line(cam(env, "--rollback"), 0)  # and forth
+    assert "already the model in force" in one_line(cam(env, "--install-model", second), 0)
+    bundles = sorted(p.name for p in Path(env["CLASSIFY_CAM_MODELS"]).iterdir() if not p.name.startswith("."))
+    assert len(bundles) == 3 and "installed.json" in bundles  # only the current and the previous are kept
+
+
+def test_rollback_reaches_the_shipped_model_and_says_when_there_is_nothing(tmp_path, env, photo):
+    assert "no previous model" in one_line(cam(env, "--rollback"), 2)
+    first = make_bundle(tmp_path / "first")
+    one_line(cam(env, "--install-model", first), 0)
+    assert f"rolled back to model {ident(models.MODELS_DIR)}, the shipped model" in one_line(cam(env, "--rollback"), 0)
+    assert "(the shipped model)" in start_line(env, photo, tmp_path)[0]
+    (Path(env["CLASSIFY_CAM_MODELS"]) / "installed.json").write_text("{")  # a store whose state is damaged:
+    assert "installed.json cannot be read" in one_line(cam(env, "--source", photo), 2)  # said, never guessed
+    assert f"installed model {ident(first)}" in one_line(cam(env, "--install-model", first), 0)  # and mended
+    assert "is a command of its own: --source" in one_line(cam(env, "--rollback", "--source", photo), 2)
+
+
+def wrong_input(data: bytes) -> bytes:
+    """The int8 model with its input tensor declared 1x32x32x1 (its shape vector patched: it still loads)."""
+    from device.runtime import make_interpreter
+
+    pattern = struct.pack("<4i", 1, 28, 28, 1)
+    for at in [i for i in range(len(data) - 15) if data.startswith(pattern, i)]:
+        patched = data[:at] + struct.pack("<4i", 1, 32, 32, 1) + data[at + 16:]
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"wrong-input-{os.getpid()}.tflite"
+        path.write_bytes(patched)
+        try:
+            if list(make_interpreter(path).get_input_details()[0]["shape"]) == [1, 32, 32, 1]:
+                return patched
+        finally:
+            path.unlink()
+    raise AssertionError("the input's shape vector was not found in the model")
+
+
+DAMAGE = {  # how a bundle is damaged -> what the one line says
+    "missing-file": (lambda d: (d / "fashion_float.keras").unlink(), "fashion_float.keras missing"),
+    "wrong-sha256": (lambda d: (d / INT8).write_bytes((d / INT8).read_bytes()[:-1] + b"\0"),
+                     "does not match the sha256"),
+    "truncated-tflite": (lambda d: make_bundle(d, int8=models.INT8_MODEL.read_bytes()[:50000]), "cannot load model"),
+    "foreign-labels": (lambda d: make_bundle(d, labels="cat\ndog\n" * 5), "not the ten classes in order"),
+    "wrong-input-shape": (lambda d: make_bundle(d, int8=wrong_input(models.INT8_MODEL.read_bytes())),
+                          "input is 1x32x32x1, not 1x28x28x1"),
+    "other-arithmetic": (lambda d: d.joinpath("model_card.json").write_text(
+        d.joinpath("model_card.json").read_text().replace('"raw": [[', '"raw": [[1, ')), "fingerprint differs"),
+}
+
+
+@pytest.fixture(scope="module")
+def in_force(tmp_path_factory):
+    """A store with a bundle in force, shared by the refusals (each leaves it as it was)."""
+    tmp = tmp_path_factory.mktemp("in-force")
+    (tmp / "home").mkdir()
+    env = {**os.environ, "CLASSIFY_CAM_MODELS": str(tmp / "store"), "HOME": str(tmp / "home")}
+    one_line(cam(env, "--install-model", make_bundle(tmp / "good")), 0)
+    return env
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_bundle_is_refused_and_the_model_in_force_stays(damage, in_force, tmp_path):
+    store = Path(in_force["CLASSIFY_CAM_MODELS"])
+    before = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}, (store / "installed.json").read_bytes()
+    do, said = DAMAGE[damage]
+    if damage in ("truncated-tflite", "foreign-labels", "wrong-input-shape"):  # re-signed: only the check sees it
+        do(tmp_path / "bad")
+    else:
+        do(make_bundle(tmp_path / "bad", mark=b"#"))
+    out = one_line(cam(in_force, "--install-model", tmp_path / "bad"), 2)
+    assert out.startswith(f"classify-cam: --install-model {tmp_path / 'bad'} refused") and said in out, out
+    assert ".staging" not in out
+    after = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}, (store / "installed.json").read_bytes()
+    assert after == before  # nothing left behind, the same model in force
+
+
+def stockroom_video(path: Path, fmnist) -> Path:
+    """Four garments (a second still each) with short empty gaps: 13 s at its own frame rate."""
+    images, labels = fmnist.test.images, fmnist.test.labels
+    steps = [Step("empty", 1.0)]
+    for c in (7, 1, 8, 9):
+        i = int((labels == c).argmax())
+        steps += [Step("garment", 2.4, images[i], c), Step("empty", 0.6)]
+    return render(path, steps, (320, 240))
+
+
+def test_sighup_switches_between_items_losing_and_splitting_nothing(tmp_path, env, fmnist, site):
+    broker, listener = site
+    first, second = make_bundle(tmp_path / "first"), make_bundle(tmp_path / "second", mark=b"?")
+    one_line(cam(env, "--install-model", first), 0)
+    video, log, err = stockroom_video(tmp_path / "table.avi", fmnist), tmp_path / "e.jsonl", tmp_path / "err"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(command("classify-cam") + ["--source", str(video), "--events", "--realtime", "--mqtt",
+                                broker.url(), "--device-id", "pi-h", "--queue", str(tmp_path / "q"), "--output",
+                                str(log), "--quiet"], cwd=NEUTRAL, stderr=stderr, text=True, env=env)
+    try:
+        assert wait_until(lambda: log.is_file() and '"placed"' in log.read_text(), 30), err.read_text()
+        store = Path(env["CLASSIFY_CAM_MODELS"])
+        running = next(store.glob(f"bundle-{ident(first)}-*"))
+        (running / "broken").write_bytes(b"not a model")  # damaged on disk (never in place: it is mapped)
+        os.replace(running / "broken", running / INT8)
+        proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "cannot be used" in err.read_text(), 10), err.read_text()
+        one_line(cam(env, "--install-model", second), 0)
+        assert wait_until(lambda: log.read_text().count('"placed"') == 2, 30), err.read_text()
+        proc.send_signal(signal.SIGHUP)  # while the second garment lies on the table
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    said = err.read_text()
+    assert proc.returncode == 0, said
+    assert said.count("SIGHUP: the installed model cannot be used") == 1 and "keeps running" in said
+    switched = re.findall(rf"switched model {ident(first)} -> {ident(second)} at (\S+), between items", said)
+    assert len(switched) == 1, said
+    events = events_of(log)
+    placed = check_pairs(events)  # every placed has its removed, once, ids unique
+    assert len(placed) == 4 and {e["label"] for e in placed} <= set(CLASS_NAMES) | {"unknown"}
+    assert [e["model"] for e in placed] == [ident(first)] * 2 + [ident(second)] * 2
+    removed = [e for e in events if e["event"] == "removed"]
+    assert removed[1]["time"] < switched[0] <= placed[2]["time"]  # once the second garment had gone
+    assert wait_until(lambda: len(listener.events()) == len(events))
+    assert listener.events() == events  # the broker got every event, once, in order
