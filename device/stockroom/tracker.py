@@ -1,17 +1,23 @@
 """Stockroom mode: frames in, one `placed` and one `removed` record per garment out.
 
-A fixed camera looks at a table. Each frame is compared, on a small grey copy, with the empty
-table (a --background picture, or one learnt from the first frames and kept up to date while the
-table stays empty and still) and with the frame before:
-- occupied: enough of the table differs from the empty one (after evening out a change of light
-  over the whole table, so light alone is never an item);
-- moving: enough of the picture changed since the frame before.
+A fixed camera looks at a table. Each frame is compared, on a small copy (device/stockroom/scene.py:
+colour distance against the table's own noise), with the empty table (a --background picture, or
+one learnt from the first frames, only ever from frames known to be empty), with the frame before
+and with the first frame of the present still spell:
+- occupied: a part of the table differs from the empty one (a change of light over the whole table
+  evened out, so light alone is never an item);
+- moving: enough of the picture changed since the frame before, or since the still spell began (a
+  garment taken away too slowly to show between two frames still changes the scene: a changed scene
+  needs a new settle).
 Nothing is classified while anything moves. Once something has stood still on the table for
-`settle` seconds, the still frames are classified (mean scores) and one `placed` record is
-written; when the table is empty and still again, one `removed` record with the dwell time. An
-item swapped for another without the table emptying is noticed when the scene settles again
-looking different from the placed item: a `removed`, then a new `placed`. A hand passing, or light
-changing, never settles into an item. While the table is empty and still no inference runs.
+`settle` seconds with nothing reaching in from the table's edge (a hand resting in view waits),
+the item's picture is made as a still photo's (device/stockroom/picture.py) and one `placed`
+record is written; when the table is empty and still again, one `removed` record with the dwell
+time. An item swapped for another without the table emptying is noticed when the scene settles
+again looking different: a `removed`, then a new `placed`. Before anything new is placed, the parts
+of the difference that are holes in the table picture (ghosts: a garment that lay there when the
+table was learnt) are healed with a warning, never placed. While the table is empty and still no
+inference runs.
 
 Times are the source's own (Frame.t): a video file's timestamps, a camera's capture time.
 """
@@ -23,28 +29,28 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import cv2
 import numpy as np
 
 from device import classify
 from device.pipeline import iso
-from device.preprocess import crop, prepare, shrink, to_grey
+from device.preprocess import prepare
 from device.spec import UNKNOWN
+from device.stockroom.picture import item_inputs, sharpness  # noqa: F401 (sharpness: the tools use it from here)
+from device.stockroom.scene import MIN_DIST, Table, distance, small_copy, touching_edge
 
 log = logging.getLogger("classify-cam")
-SMALL = 160  # pixels: the longest side of the copy motion and presence are judged on
 LEARN_S = 0.5  # seconds of the empty scene that make the background, without --background
-MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread), and kept for the best photo
-FOLLOW_FULL = 5  # empty, still frames between updates of the full-size background
+MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread); the sharpest makes its picture
+KEEP_FRAMES = 16  # still frames kept while waiting for the settle (thinned evenly beyond this)
+EDGE_WAIT = 2.0  # seconds more a still scene waits while something reaches in from the table's edge
 
 
 @dataclass
 class EventSettings:
     settle: float = 0.5  # seconds something must stand still before it is classified
-    occupied: float = 0.02  # share of the table that must differ from the empty one for "something is there"
-    moving: float = 0.004  # share of the picture that must change between frames for "it moves"
+    occupied: float = 0.004  # share of the table that must differ from the empty one for "something is there"
+    moving: float = 0.004  # share of the picture that must change for "it moves"
     changed: float = 0.25  # share of the item's outline that must differ for "another item" after a swap
-    min_diff: int = 18  # grey levels: the least difference that counts (above the sensor's noise)
 
 
 @dataclass
@@ -53,7 +59,7 @@ class Item:
     id: str
     placed_t: float
     label: str
-    look: np.ndarray  # the small grey picture when it was placed
+    look: np.ndarray  # the small picture when it was placed (evened)
     mask: np.ndarray  # where it differed from the empty table
 
 
@@ -71,10 +77,10 @@ class Tracker:
     keep_photo: bool = False  # keep the sharpest still frame of each item (for --save-items)
 
     def __post_init__(self):
-        self.bg_small = None if self.background is None else self.small(self.background)
-        self.learning = [] if self.background is None else None  # frames of the empty scene, until LEARN_S
+        self.table = None if self.background is None else Table(small_copy(self.background, self.roi))
+        self.learning = [] if self.background is None else None  # (small, frame) of the empty scene, until LEARN_S
         self.learn_from = None
-        self.previous = None
+        self.previous = self.anchor = self.anchor_mask = None  # the frame before; the still spell's first
         self.still_since = None
         self.still = []  # (t, frame) while still and occupied
         self.item: Item | None = None
@@ -85,14 +91,12 @@ class Tracker:
         self.last_input = None
         self.photo = self.photo_input = None  # with keep_photo: the last placed item's (for --save-items)
         self.learnt_t = None  # when the table picture was learnt from this run's first frames (no --background)
-        self.healed = 0  # times the table picture was found holding something that has gone, and re-learnt
-        if self.background is not None:
-            self.background = to_grey(self.background)
+        self.healed = 0  # times the table picture was found holding something that has gone, and healed
 
     @property
     def busy(self) -> bool:
         """Something lies or moves on the table (or it is still being learnt): not the moment to take its picture."""
-        return self.bg_small is None or self.item is not None or bool(self.still) or self.still_since is None
+        return self.table is None or self.item is not None or bool(self.still) or self.still_since is None
 
     def apply(self, roi=None, background=None) -> None:
         """A new region (the table picture cut again) or a new table picture, from the next frame on; an item on
@@ -100,128 +104,118 @@ class Tracker:
         if roi is not None:
             self.roi = roi
         if background is not None:
-            self.background = to_grey(background)
+            self.background = background
         if self.background is not None:
-            self.bg_small, self.learning = self.small(self.background), None
+            self.table, self.learning = Table(small_copy(self.background, self.roi)), None
         else:
-            self.learning, self.learn_from = [], None  # still learning: start again on the new region
-        self.previous, self.still_since, self.still = None, None, []
-
-    # -- the small picture ------------------------------------------------------------------------
-    def small(self, image: np.ndarray) -> np.ndarray:
-        grey = shrink(to_grey(crop(image, self.roi)), SMALL)
-        return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.int16)
-
-    def differs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.abs(a - b) > self.settings.min_diff
-
-    def against_empty(self, small: np.ndarray) -> np.ndarray:
-        """Where the frame differs from the empty table, with a change of light over the table evened out."""
-        bg = self.bg_small
-        gain = (np.median(bg) + 1) / (np.median(small) + 1)  # the table is most of the picture
-        return self.differs(np.clip(small * gain, 0, 255), bg)
+            self.table, self.learning, self.learn_from = None, [], None  # still learning: again on the new region
+        self.previous, self.anchor, self.still_since, self.still = None, None, None, []
 
     # -- one frame --------------------------------------------------------------------------------
     def feed(self, frame) -> list[dict]:
-        small = self.small(frame.image)
-        moving = self.previous is not None and self.differs(small, self.previous).mean() > self.settings.moving
-        self.previous = small
-        if self.bg_small is None:  # learning the empty scene: the first LEARN_S seconds
-            if moving:
-                self.learning, self.learn_from = [], None
-                return []
-            self.learn_from = frame.t if self.learn_from is None else self.learn_from
-            self.learning.append(frame.image)
-            if frame.t - self.learn_from >= LEARN_S and len(self.learning) >= 3:
-                self.background = np.median(np.stack([to_grey(f) for f in self.learning]), axis=0).astype(np.uint8)
-                self.bg_small = self.small(self.background)
-                self.learning, self.learnt_t = None, frame.t
+        small = small_copy(frame.image, self.roi)
+        if self.table is None:
+            return self.learn(frame, small)
+        if not self.table.fits(small):  # a source that changed its size: learn or take the table again
+            self.apply()
             return []
-        mask = self.against_empty(small)
-        occupied = mask.mean() > self.settings.occupied
-        if moving:
-            self.still_since, self.still = None, []
+        evened = self.table.even(small)
+        s = self.settings
+        mask, d = self.table.mask(evened)
+        moving = self.previous is not None and self.table.changed(evened, self.previous) > s.moving
+        drifted = self.anchor is not None and (  # since the still spell began: the picture, or what lies there
+            self.table.changed(evened, self.anchor) > s.moving
+            or (mask ^ self.anchor_mask).mean() > max(s.moving, 0.05 * self.anchor_mask.mean()))
+        self.previous = evened
+        if moving or drifted:
+            self.still_since, self.anchor, self.anchor_mask, self.still = None, evened, mask, []
             return []
-        self.still_since = frame.t if self.still_since is None else self.still_since
+        if self.still_since is None:
+            self.still_since, self.anchor, self.anchor_mask = frame.t, evened, mask
+        occupied = mask.mean() > s.occupied
+        self.table.follow(evened, mask, d, empty=not occupied and self.item is None)
         if not occupied:
-            events = self.end_item(frame.t) if self.item else []
-            self.follow_the_empty_table(frame.image)
-            return events
-        self.still.append((frame.t, frame.image))
-        if frame.t - self.still_since < self.settings.settle:
+            self.still = []
+            self.empty_frames += 1
+            return self.end_item(frame.t) if self.item else []
+        self.keep(frame)
+        if frame.t - self.still_since < s.settle:
             return []
+        if self.item is not None and not self.is_another(evened, mask):
+            self.still = self.still[-1:]
+            return []
+        events = []
+        table, ghost = self.table.table_like(evened, mask)
+        if table.any():  # no thing there: the table picture healed where it is wrong, never an item
+            events += self.heal(frame, evened, table, ghost)
+            mask = mask & ~table
+            if mask.mean() <= s.occupied:
+                self.still = []
+                return events + (self.end_item(frame.t) if self.item else [])
+            if self.item is not None and not self.is_another(evened, mask):
+                return events
+        if touching_edge(mask) and frame.t - self.still_since < s.settle + EDGE_WAIT:
+            return events  # something reaches in from the edge (a hand): wait for it to go
         if self.item is not None:
-            if not self.is_another(small, mask):
-                self.still = self.still[-1:]
-                return []
-            events = self.end_item(frame.t)
-        elif self.is_ghost(small, mask):
-            return self.heal(frame, small)
-        else:
-            events = []
-        return events + [self.place(frame, small, mask)]
+            events += self.end_item(frame.t)
+        return events + [self.place(frame, evened, mask)]
 
-    def is_ghost(self, small: np.ndarray, mask: np.ndarray) -> bool:
-        """Is what differs from the table picture a hole in that picture, not a thing on the table?
+    def learn(self, frame, small) -> list[dict]:
+        """The first LEARN_S seconds of a still scene (no --background): the empty table. Motion starts again."""
+        if self.learning and (distance(small, self.learning[-1][0]) > 2 * MIN_DIST).mean() > self.settings.moving:
+            self.learning, self.learn_from = [], None
+            return []
+        self.learn_from = frame.t if self.learn_from is None else self.learn_from
+        self.learning.append((small, frame.image))
+        if frame.t - self.learn_from >= LEARN_S and len(self.learning) >= 3:
+            self.table = Table.learnt([x for x, _ in self.learning])
+            self.background = self.learning[len(self.learning) // 2][1]
+            self.learning, self.learnt_t = None, frame.t
+        return []
 
-        A garment that lay there while the table was learnt (a restart with a garment on it), or a
-        --background taken with one on it, leaves a hole when it goes: the frame there looks like the
-        rest of the table (by the table's own median and spread), the table picture does not."""
-        table = small[~mask]
-        if table.size < 0.2 * small.size or not mask.any():
-            return False
-        middle = np.median(table)
-        spread = max(1.4826 * np.median(np.abs(table - middle)), 2.0)  # the table's own noise and texture
-        now, before = abs(np.median(small[mask]) - middle), abs(np.median(self.bg_small[mask]) - middle)
-        return now <= 3 * spread and before > max(3 * spread, 2 * now)
+    def keep(self, frame) -> None:
+        self.still.append((frame.t, frame.image))
+        if len(self.still) > KEEP_FRAMES:
+            self.still = self.still[::2]
 
-    def heal(self, frame, small: np.ndarray) -> list[dict]:
-        """Re-learn the table from this (empty, still) frame, say so, and, when the hole is a garment that lay on
-        the table from the first frames, count it: placed when the table was learnt, removed now."""
-        old, self.background, self.bg_small = self.background, to_grey(frame.image), small
-        self.healed, self.still = self.healed + 1, []
-        start = self.learnt_t is not None and self.items == 0
+    def heal(self, frame, evened, where, ghost: bool) -> list[dict]:
+        """The table picture is wrong where the live table shows no thing: heal it from the live frame. A ghost
+        (the picture held something that has gone) is said, and when it is a garment that lay on the table
+        from this run's first frames, counted: placed when the table was learnt, removed now."""
+        self.table.heal(evened, where)
+        if not ghost:
+            return []  # the table lit otherwise: nothing to say
+        self.healed += 1
+        start = self.learnt_t is not None and self.items == 0 and self.healed == 1
         log.warning("warning: the table picture held %s that has now gone: re-learnt from the empty table%s",
                     "a garment" if start else "something", " (it is counted as an item)" if start else "")
         if not start:
             return []
-        seen = prepare(old, self.roi, self.background)
+        seen = prepare(self.background, self.roi, frame.image)
         self.inferences += 1
         if self.keep_photo:
-            self.photo, self.photo_input = old, seen
-        placed = self.event(frame, seen, self.model.scores(seen), small, np.zeros_like(small, bool), 1, self.learnt_t)
+            self.photo, self.photo_input = self.background, seen
+        placed = self.event(frame, seen, self.model.scores(seen), evened, where, 1, self.learnt_t)
         return [placed] + self.end_item(frame.t)
 
-    def follow_the_empty_table(self, image: np.ndarray) -> None:
-        """Empty and still: the background follows changes of light (no inference runs).
-
-        The small copy every frame; the full-size picture the garment is cut out against every
-        FOLLOW_FULL-th frame (it costs a little more, and light changes slowly)."""
-        self.bg_small = (0.8 * self.bg_small + 0.2 * self.small(image)).astype(np.int16)
-        self.empty_frames += 1
-        if self.empty_frames % FOLLOW_FULL == 0:
-            grey = to_grey(image).astype(np.float32)
-            if self.background.shape == grey.shape:
-                self.background = (0.5 * self.background + 0.5 * grey).astype(np.uint8)
-        self.still = []
-
-    def is_another(self, small: np.ndarray, mask: np.ndarray) -> bool:
+    def is_another(self, evened: np.ndarray, mask: np.ndarray) -> bool:
         outline = mask | self.item.mask
-        return self.differs(small, self.item.look)[outline].mean() > self.settings.changed if outline.any() else False
+        if not outline.any():
+            return False
+        return float((self.table.changed_map(evened, self.item.look)[outline]).mean()) > self.settings.changed
 
-    # -- events -----------------------------------------------------------------------------------
-    def place(self, frame, small: np.ndarray, mask: np.ndarray) -> dict:
-        frames = self.still[:: max(1, len(self.still) // MAX_STILL_FRAMES)][:MAX_STILL_FRAMES]
-        inputs = [prepare(image, self.roi, self.background) for _, image in frames]
+    # -- events ---------------------------------------------------------------------------------
+    def place(self, frame, evened: np.ndarray, mask: np.ndarray) -> dict:
+        frames = self.still[:: max(1, -(-len(self.still) // MAX_STILL_FRAMES))][:MAX_STILL_FRAMES]
+        inputs, best = item_inputs([image for _, image in frames], mask, self.roi)
         scores = np.mean([self.model.scores(x) for x in inputs], axis=0)
         self.inferences += len(frames)
-        if self.keep_photo:  # the sharpest still frame, and the input already made from it
-            best = max(range(len(frames)), key=lambda i: sharpness(frames[i][1]))
+        if self.keep_photo:  # the sharpest still frame, and the input made from it
             self.photo, self.photo_input = frames[best][1], inputs[best]
         self.still = self.still[-1:]
-        return self.event(frame, inputs[-1], scores, small, mask, len(frames), frame.t)
+        return self.event(frame, inputs[best], scores, evened, mask, len(frames), frame.t)
 
-    def event(self, frame, seen, scores: np.ndarray, small, mask, frames: int, placed_t: float) -> dict:
+    def event(self, frame, seen, scores: np.ndarray, look, mask, frames: int, placed_t: float) -> dict:
         """A new item with these scores: its `placed` record, counted in the tally."""
         self.last_input = seen  # for the web page: what the model saw
         top = classify.top_classes(scores, self.top_k)
@@ -229,7 +223,7 @@ class Tracker:
         label = labels[top[0].id] if top[0].score >= self.threshold else UNKNOWN
         number = self.items
         self.items += 1
-        self.item = Item(number, f"{self.device}-{compact(placed_t)}-{number}", placed_t, label, small, mask)
+        self.item = Item(number, f"{self.device}-{compact(placed_t)}-{number}", placed_t, label, look, mask)
         self.tally[label] += 1
         return {"event": "placed", "id": self.item.id, "item": number, "device": self.device, "source": frame.source,
                 "time": iso(placed_t), "label": label, "confidence": round(top[0].score, 4),
@@ -239,10 +233,6 @@ class Tracker:
         item, self.item = self.item, None
         return [{"event": "removed", "id": item.id, "item": item.number, "device": self.device, "time": iso(t),
                  "dwell_s": round(t - item.placed_t, 3)}]
-
-def sharpness(image: np.ndarray) -> float:
-    """Variance of the Laplacian: the sharpest still frame makes the best photo of an item."""
-    return float(cv2.Laplacian(to_grey(image), cv2.CV_32F).var())
 
 
 def compact(t: float) -> str:
