@@ -172,8 +172,9 @@ def main(argv=None) -> int:
         if cut is not None:
             chosen.append((photo, labels, cut))
     say(f"{len(chosen)} garments; the same photos as stills ...")
-    still = stills([c[0] for c in chosen], model, threshold)
-    labels_of = {str(c[0]): c[1] for c in chosen}
+    key = lambda path: str(Path(path).resolve())  # noqa: E731 (a truth file may name the photos by another path)
+    still = {key(p): label for p, label in stills([c[0] for c in chosen], model, threshold).items()}
+    labels_of = {key(c[0]): c[1] for c in chosen}
     rows, results = [], {}
     for k, table in enumerate(tables):
         video = args.work / f"{table}.mp4"
@@ -195,8 +196,8 @@ def main(argv=None) -> int:
                             args.work / f"{table}.{mode}.jsonl", args.extra.split())
             mine = []
             for g, placed in zip(truth, out["per"]):
-                right, label = labels_of[g["photo"]], placed[0]["label"] if placed else None
-                s = still[g["photo"]]
+                right, label = labels_of[key(g["photo"])], placed[0]["label"] if placed else None
+                s = still[key(g["photo"])]
                 mine.append({"table": table, "mode": mode, "photo": g["photo"], "label": label, "still": s,
                              "strict": label in right, "group": label is not None and group(label) == group(right[0]),
                              "still_strict": s in right, "still_group": s is not None and group(s) == group(right[0]),
