@@ -139,6 +139,29 @@ def line(name: str, t: dict) -> str:
             f"{100 * faults / max(t['garments'], 1):>6.1f}%")
 
 
+def item_cost(chosen, model, size, fps: int, frames: int = 8) -> list[float]:
+    """Milliseconds to make one item's picture and scores as the tracker does once per item: the table difference,
+    GrabCut in colour on the sharpest of `frames` still frames (full size, RGB), every frame framed and scored."""
+    import cv2
+
+    from device.stockroom.picture import item_inputs
+    from device.stockroom.scene import Table, small_copy
+    from tools import real_stockroom as rs
+
+    out = []
+    for k, (photo, _, cut) in enumerate(chosen):
+        scene = rs.Scene(rs.TABLES[k % len(rs.TABLES)], size, k, fps)
+        g = rs.lay_out(photo, cut, size, np.random.default_rng(k))
+        table = Table(small_copy(cv2.cvtColor(scene.frame([]), cv2.COLOR_BGR2RGB)))
+        images = [cv2.cvtColor(scene.frame([(g.rgb, g.alpha, g.x, g.y)]), cv2.COLOR_BGR2RGB) for _ in range(frames)]
+        t = time.perf_counter()
+        mask, _ = table.mask(table.even(small_copy(images[-1])))
+        inputs, _ = item_inputs(images, mask)
+        np.mean([model.scores(x) for x in inputs], axis=0)
+        out.append(1000 * (time.perf_counter() - t))
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import cv2
@@ -217,6 +240,10 @@ def main(argv=None) -> int:
     for mode in modes:
         results[f"all/{mode}"] = tally([r for r in rows if r["mode"] == mode])
         print(line(f"all/{mode}", results[f"all/{mode}"]))
+    cost = item_cost(chosen, model, size, args.fps)
+    print(f"item's picture and scores (8 still frames, {args.size}, one thread): mean {np.mean(cost):.1f} ms, "
+          f"max {np.max(cost):.1f} ms over {len(cost)} items")
+    results["item_ms"] = {"mean": round(float(np.mean(cost)), 1), "max": round(float(np.max(cost)), 1)}
     (args.work / "results.json").write_text(json.dumps({"results": results, "rows": rows}, indent=1))
     say(f"rows in {args.work / 'results.json'}")
     return 0
