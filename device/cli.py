@@ -155,8 +155,8 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     if live and opts.events:
         live.broker = step.publisher.state if step.publisher else None
         live.items = step.items
-        live.correct = functools.partial(from_page, lock, step, outputs, step.correct)
-        live.reset = functools.partial(from_page, lock, step, outputs, step.reset_counts)
+        live.correct = functools.partial(from_page, lock, step, outputs, live, step.correct)
+        live.reset = functools.partial(from_page, lock, step, outputs, live, step.reset_counts)
     reload = Reload(job)  # SIGHUP: the installed model, from the next frame or item boundary
     viewer = Viewer() if opts.show else None
     status, shown = EXIT_OK, {}
@@ -190,14 +190,16 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     return status if not outputs.failed else EXIT_FAULT
 
 
-def from_page(lock, step, outputs, action, *args) -> dict:
+def from_page(lock, step, outputs, live, action, *args) -> dict | None:
     """A record made on the page (a relabel, a reset of today's counts), written and published like any event,
-    between two frames of the loop."""
+    between two frames of the loop, and shown among the page's last events; None when nothing changed."""
     with lock:
         if outputs.closed:
             raise Closing("the run is ending: corrections are no longer taken")
         record = action(*args)
-        outputs.write(record, None, -1, step.describe(record))
+        if record is not None:
+            outputs.write(record, None, -1, step.describe(record))
+            live.note(record, step.tally)
     return record
 
 

@@ -24,7 +24,13 @@ def machine_id() -> str:
 
 def host_name() -> str:
     """The host name, with anything that may not stand in an MQTT topic level replaced by '-'."""
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname()) or "classify-cam"
+    return "".join(c if id_char(c) else "-" for c in socket.gethostname()) or "classify-cam"
+
+
+def id_char(c: str) -> bool:
+    """What a device id is made of: ASCII letters, digits, '-', '_', '.'. It stands in MQTT topics, file names
+    and the page's URLs (an item id starts with it), where anything else needs escaping somewhere."""
+    return c.isascii() and (c.isalnum() or c in "-_.")
 
 
 def default_device_id() -> str:

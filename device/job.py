@@ -152,8 +152,8 @@ def serve(job: Job):
              "threshold": round(job.settings.threshold, 2), **({"settle": opts.settle} if opts.events else {}),
              "source": job.source.name,
              "mode": "stockroom events" if opts.events else "a record per frame",
-             "background": str(opts.background) if opts.background else "none (learnt from the empty table with "
-             "--events)"}
+             "background": str(opts.background) if opts.background else
+             "none (learnt from the empty table)" if opts.events else "none"}
     live = Live(facts, list(job.settings.roi) if job.settings.roi else None)
     live.disk = opts.save_items
     try:

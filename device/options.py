@@ -246,12 +246,12 @@ def parse(argv=None) -> Options:
         if not port.isdigit() or not 0 <= int(port) < 65536:
             p.error(f"--serve {ns['serve']!r}: give PORT or HOST:PORT")
         ns["serve"] = f"{host or '127.0.0.1'}:{port}"
-    if not ns["device_id"]:
-        from device.host import default_device_id
+    from device.host import default_device_id, id_char
 
-        ns["device_id"] = default_device_id()
-    if not ns["device_id"].replace("-", "").replace("_", "").replace(".", "").isalnum():
-        p.error(f"--device-id {ns['device_id']!r}: letters, digits, '-', '_' and '.' only (it is an MQTT topic level)")
+    ns["device_id"] = ns["device_id"] or default_device_id()
+    if not all(map(id_char, ns["device_id"])):
+        p.error(f"--device-id {ns['device_id']!r}: ASCII letters, digits, '-', '_' and '.' only (it is an MQTT topic "
+                "level and names the item photos)")
     ns["model_from"] = "given"
     if ns["model"] is None:
         from device.bundle import BundleError, default_model

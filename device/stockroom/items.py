@@ -28,18 +28,19 @@ class Items:
         # Today's counts, as the page shows them: placed items per label since the later of local midnight and
         # the last reset (a `reset` record); the lifetime tally (retained on the broker) is another thing.
         self.counts, self.day, self.since = Counter(), date.today(), time.time()
+        self.counted = set()  # ids in today's counts: a correction moves an item's count only if it is in them
 
     def today(self) -> dict:
         """{"counts": {label: n}, "since": epoch seconds}: a new local day starts from zero."""
         if date.today() != self.day:
-            self.counts, self.day = Counter(), date.today()
+            self.counts, self.day, self.counted = Counter(), date.today(), set()
             self.since = datetime.combine(self.day, datetime.min.time()).timestamp()
         return {"counts": dict(self.counts.most_common()), "since": self.since}
 
     def reset(self, device: str, now: str) -> dict:
         """The page's "reset today's counts": the `reset` record keeps what they were, and since when."""
         before = self.today()
-        self.counts, self.since = Counter(), time.time()
+        self.counts, self.since, self.counted = Counter(), time.time(), set()
         stamp = now.replace("-", "").replace(":", "")
         return {"event": "reset", "id": f"{device}-reset-{stamp}", "device": device, "time": now,
                 "counts": before["counts"], "since": datetime.fromtimestamp(before["since"]).astimezone().isoformat()}
@@ -49,6 +50,7 @@ class Items:
         if event["event"] == "placed":
             self.today()
             self.counts[event["label"]] += 1
+            self.counted.add(event["id"])
             self.items[event["id"]] = {
                 "id": event["id"], "label": event["label"], "confidence": event["confidence"], "time": event["time"],
                 "model": event.get("model"), "top": event["top"], "dwell_s": None,
@@ -71,15 +73,18 @@ class Items:
         path = self.save_items / folder_name(label) / f"{item_id}.jpg"
         return path if path.is_file() else None
 
-    def relabel(self, item_id: str, label: str, device: str, now: str) -> dict:
-        """The `relabelled` record for a correction, the photo moved with it; KeyError for an item not listed,
-        ValueError for a label that is not one of the ten classes or `unknown`."""
+    def relabel(self, item_id: str, label: str, device: str, now: str) -> dict | None:
+        """The `relabelled` record for a correction, the photo moved with it; None when the item already has that
+        label (nothing to record); KeyError for an item not listed, ValueError for a label that is not one of the
+        ten classes or `unknown`."""
         if label not in LABELS:
             raise ValueError(f"label must be one of {', '.join(LABELS)}")
         item = self.items[item_id]
         was = item["label"]
+        if label == was:
+            return None
         photo = self.photo(item_id, was)
-        if photo is not None and label != was:
+        if photo is not None:
             target = self.save_items / folder_name(label)
             made = not target.exists()
             target.mkdir(parents=True, exist_ok=True)
@@ -89,10 +94,11 @@ class Items:
                 if made:
                     remove_if_empty(target)
                 raise
-        if self.save_items and label != was:
+        if self.save_items:
             remove_if_empty(self.save_items / folder_name(was))  # an empty label folder stops fashion-train
-        item["label"] = label
-        if self.counts[was] > 0:  # placed today: today's counts follow the correction
+        item["label"], item["was"] = label, item.get("was", was)  # "was": what the model said first
+        self.today()  # a new day starts from zero
+        if item_id in self.counted:  # placed today, since the last reset: today's counts follow the correction
             self.counts[was] -= 1
             self.counts[label] += 1
             self.counts = +self.counts  # no label left at zero

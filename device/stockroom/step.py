@@ -32,7 +32,7 @@ class StockroomStep:
         self.save_items = save_items
         self.items = Items(save_items)  # what the page lists and corrects
         self.device = device_id
-        self.frames, self.placed = 0, Counter()
+        self.frames, self.placed, self.corrected = 0, Counter(), 0  # corrected: relabelled from the page
         self.publisher = None
         if broker is not None:  # the queue was opened (locked, checked) at set-up
             from device.stockroom import mqtt
@@ -94,10 +94,14 @@ class StockroomStep:
         if threshold is not None:
             self.tracker.threshold = threshold
 
-    def correct(self, item_id: str, label: str) -> dict:
+    def correct(self, item_id: str, label: str) -> dict | None:
         """A person's correction from the page: the `relabelled` record, the photo moved, the tally moved from
-        `was` to `label`, queued for the broker like any event. KeyError / ValueError as Items.relabel."""
+        `was` to `label`, queued for the broker like any event; None for the label it has. KeyError / ValueError
+        as Items.relabel."""
         record = self.items.relabel(item_id, label, self.device, now_iso())
+        if record is None:  # it has that label already: nothing happened, nothing to record
+            return None
+        self.corrected += 1
         for counts in (self.tracker.tally, self.placed):
             counts[record["was"]] -= 1
             counts[label] += 1
@@ -161,5 +165,6 @@ class StockroomStep:
                 queued += f", {len(p.unwritten)} of them only in memory, never on disk: LOST"
             if p.problem and p.problem != "connecting":
                 queued += f"; the broker: {p.problem}"
-        return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}), "
+        fixed = f", after {self.corrected} corrections on the page" if self.corrected else ""
+        return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}{fixed}), "
                 f"{self.tracker.inferences} inferences{queued}")

@@ -51,6 +51,11 @@ class Live:
         if tally is not None:
             self.tally = dict(tally)
 
+    def note(self, record: dict, tally=None) -> None:
+        """A record made from the page (a correction, a reset): among the last events at once, for every viewer."""
+        self.events.appendleft(record)
+        if tally is not None:
+            self.tally = dict(tally)
 
     def fps(self) -> float:
         """Frames a second over the last 30 frames (0 once no frame came for 5 s: a stalled camera shows)."""

@@ -29,6 +29,8 @@ import json
 import os
 import re
 import secrets
+import select
+import socket
 import threading
 import time
 from pathlib import Path
@@ -40,6 +42,8 @@ from device.web.live import Live, png_input
 from device.web.transport import Guarded, GuardedHandler
 
 STREAM_FPS = 3  # the live picture's rate on the page: enough to watch a garment placed, cheap to encode
+MIN_ROI = 4  # pixels: the least width and height of a region (a smaller one leaves the device blind)
+MAX_STREAMS = 8  # live pictures at once: the other half of the server's slots stay for pages, state and actions
 ITEM_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")  # what an item id may be; anything else is no item (404)
 
 
@@ -57,6 +61,7 @@ class Server:
         host, _, port = address.rpartition(":")
         self.live, self.settings = live, settings
         self.closing = threading.Event()  # ends the MJPEG streams
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
         self.token = token or settings.values.get("token") or secrets.token_urlsafe(12)
         handler = type("Handler", (Handler,), {"server_state": self})
         self.httpd = Guarded((host or "127.0.0.1", int(port)), handler)
@@ -116,22 +121,41 @@ class Handler(GuardedHandler):
 
     def stream(self, live) -> None:
         """multipart/x-mixed-replace: a new JPEG whenever a new frame came, at most STREAM_FPS a second. One
-        connection instead of a request per picture; a viewer that stops reading is dropped after `timeout`."""
-        self.close_connection = True
-        self.send_response(200)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        closing, sent = self.server_state.closing, None
-        while not closing.is_set():
-            if live.frames != sent:
-                sent, picture = live.frames, live.view()
-                if picture is not None:
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(picture)
-                                     + picture + b"\r\n")
-                    self.wfile.flush()
-            closing.wait(1 / STREAM_FPS)
+        connection instead of a request per picture; a viewer that stops reading is dropped after `timeout`.
+        At most MAX_STREAMS at once (503 beyond: the page then polls /frame.jpg)."""
+        streams = self.server_state.streams
+        if not streams.acquire(blocking=False):
+            return self.text(503, f"{MAX_STREAMS} live pictures are watched already: poll /frame.jpg")
+        try:
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            closing, sent = self.server_state.closing, None
+            while not closing.is_set():
+                if live.frames != sent:
+                    sent, picture = live.frames, live.view()
+                    if picture is not None:
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                         % len(picture) + picture + b"\r\n")
+                        self.wfile.flush()
+                if self.gone(1 / STREAM_FPS):
+                    break
+        finally:
+            streams.release()
+
+    def gone(self, seconds: float) -> bool:
+        """Wait, and say whether the viewer went away meanwhile (its end of the connection closed): its slot is
+        given back at once, not after the next failed write, which never comes while the camera is still."""
+        readable = select.select([self.connection], [], [], seconds)[0]
+        if self.server_state.closing.is_set():
+            return True
+        try:
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
     @staticmethod
     def events(live) -> list[dict]:
@@ -165,6 +189,8 @@ class Handler(GuardedHandler):
             return self.text(400, str(exc))
         except OSError as exc:
             return self.text(500, f"cannot move the photo: {exc.strerror or exc}")
+        if record is None:  # it has that label already: no record, nothing moved
+            return self.send(200, json.dumps({"unchanged": item_id}).encode(), "application/json")
         return self.send(200, json.dumps({"relabelled": record}).encode(), "application/json")
 
     def reset(self):
@@ -217,8 +243,11 @@ class Handler(GuardedHandler):
             return self.text(503, "no frame yet")
         if path == "/api/roi":
             roi, (h, w) = body.get("roi"), frame.shape[:2]
-            if not valid_roi(roi):
-                return self.text(400, "roi must be [x, y, width, height] in whole pixels")
+            if roi is None and "roi" in body:  # back to the whole frame
+                return self.save({"roi": None}, {"roi": (0, 0, w, h)})
+            if not valid_roi(roi) or roi[2] < MIN_ROI or roi[3] < MIN_ROI:
+                return self.text(400, f"roi must be [x, y, width, height] in whole pixels, at least {MIN_ROI} wide "
+                                      "and high (or null: the whole frame)")
             if roi[0] < 0 or roi[1] < 0 or roi[0] + roi[2] > w or roi[1] + roi[3] > h:
                 return self.text(400, f"the region {roi} reaches outside the {w}x{h} frame")
             return self.save({"roi": roi}, {"roi": tuple(roi)})
@@ -226,15 +255,15 @@ class Handler(GuardedHandler):
             return self.text(409, "the table is not empty (something lies or moves on it): clear it, then take "
                                   "the background")
         if s.settings.path is None:  # applied, never written into whatever folder the device was started from
-            return self.save({}, {"background": frame})
+            return self.save({}, {"background": frame}, "taken from the page (not kept: no --config)")
         target = Path(os.path.realpath(s.settings.path)).parent / "background.png"
         try:
             write_picture(target, frame)  # whole or not at all
         except OSError as exc:
             return self.text(500, f"cannot write {target}: {exc.strerror or exc}")
-        return self.save({"background": str(target.resolve())}, {"background": frame})
+        return self.save({"background": str(target.resolve())}, {"background": frame}, str(target.resolve()))
 
-    def save(self, values: dict, change: dict):
+    def save(self, values: dict, change: dict, background: str | None = None):
         """Keep the settings in the --config file (when there is one), then hand the change to the loop, which
         applies it from the next frame. What cannot be kept is not applied either: one answer, one state."""
         state = self.server_state
@@ -244,7 +273,9 @@ class Handler(GuardedHandler):
         except OSError as exc:
             return self.text(500, f"cannot save the settings to {state.settings.path}: {exc.strerror or exc}")
         if "roi" in change:
-            state.live.roi = list(change["roi"])
+            state.live.roi = list(change["roi"]) if values.get("roi", True) is not None else None
+        if background:
+            state.live.facts["background"] = background
         state.live.changes.put(change)
         kept = state.settings.path is not None
         return self.send(200, json.dumps({"saved": values if kept else {}, "applied": sorted(change), "kept": kept})

@@ -69,7 +69,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
         # trips the per-read timeout, and 16 of them would hold every slot for as long as they liked.
         cutoff = threading.Timer(self.header_deadline, self.cut_off)
         cutoff.daemon = True
-        self.headers_read = False
+        self.headers_read = self.body_read = False
         cutoff.start()
         try:
             super().handle_one_request()
@@ -97,6 +97,11 @@ class GuardedHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if self.command not in ("GET", "HEAD") and not self.body_read:
+            # Answered before its body was read (a wrong token, too large, no such path): the unread bytes would
+            # be taken for the next request on this connection, so the connection ends with this answer.
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
@@ -113,8 +118,9 @@ class GuardedHandler(BaseHTTPRequestHandler):
             return self.text(400, "Content-Length must be a whole number of bytes")
         if length > 10_000:
             return self.text(413, "the request body is too large (10,000 bytes at most)")
+        data, self.body_read = self.rfile.read(length), True
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(data or b"{}")
         except (ValueError, UnicodeDecodeError, RecursionError):
             return self.text(400, "the request body is not JSON (or nested too deep)")
         return body if isinstance(body, dict) else self.text(400, "the request body must be a JSON object")

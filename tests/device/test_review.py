@@ -95,6 +95,8 @@ def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running)
     photo = tmp_path / "items" / folder_name(new) / f"{item}.jpg"
     assert photo.is_file() and not (tmp_path / "items" / folder_name(was) / f"{item}.jpg").exists()
     assert [i["label"] for i in items() if i["id"] == item] == [new]
+    status, body = call(f"{base}/api/items/{item}/label", {"label": new}, token)  # the label it has: no record
+    assert status == 200 and json.loads(body) == {"unchanged": item}
 
     # A correction of the correction, then the whole record follows: the log, the broker, the retained tally.
     assert call(f"{base}/api/items/{item}/label", {"label": "unknown"}, token)[0] == 200
@@ -118,6 +120,7 @@ def test_a_relabel_moves_the_photo_writes_publishes_and_moves_the_tally(running)
     assert wait_until(lambda: any(e["event"] == "reset" for e in listener.events()), 20)
     proc.terminate()  # a clean stop (SIGTERM): the log closed, the queue handed to the broker
     proc.wait(60)
+    assert "after 3 corrections on the page" in proc.stderr.read()  # the summary's counts are the corrected ones
     lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     relabels = [(e["was"], e["label"]) for e in lines if e["event"] == "relabelled"]
     assert [e["counts"] for e in lines if e["event"] == "reset"] == [today]
@@ -154,6 +157,10 @@ def test_the_item_list_in_a_real_browser_corrects_a_label(running, tmp_path):
         browser.call("Page.navigate", url=f"{base}/#token={token}")
         browser.wait("document.querySelectorAll('#items .item').length >= 1", timeout=40)
         browser.wait("document.querySelector('#items .item img').naturalWidth > 0")  # the item's own photo
+        # A label being picked is never redrawn away under the finger, whatever comes meanwhile.
+        assert browser.js("(() => { const s = document.querySelector('#items .item select'); s.focus(); shown = ''; "
+                          "return items().then(() => s.isConnected && document.activeElement === s); })()")
+        browser.js("document.activeElement.blur()")
         first = browser.js("document.querySelector('#items .item').dataset.id")
         was = browser.js("document.querySelector('#items .item b').textContent")
         new = "Bag" if was != "Bag" else "Coat"
@@ -176,6 +183,9 @@ def test_the_item_list_in_a_real_browser_corrects_a_label(running, tmp_path):
             whole = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip={
                 "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})["data"]
             Path(os.environ["WEB_SCREENSHOT"]).write_bytes(base64.b64decode(whole))
+        assert browser.js("document.querySelector('#items .item div').textContent").count(f"the model said {was}") == 1
+        browser.call("Page.navigate", url=f"{base}/")  # a later visit without the token in the address keeps it
+        browser.wait(f"document.getElementById('token').value === {token!r}")
         # A phone, 390 px wide: the page fits, nothing scrolls sideways.
         browser.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
         browser.call("Page.reload")

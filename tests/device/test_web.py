@@ -112,8 +112,43 @@ def test_http_paths_tokens_and_settings(video, tmp_path):
         assert "roi" not in saved and "background" not in saved  # nothing changed without the token
         assert served.post("/api/nope", {}) == 404
         assert served.post("/api/roi", {"roi": [1, 2, -3, 4]}) == 400
+        assert served.post("/api/roi", {"roi": [10, 10, 1, 1]}) == 400  # a blind device is no region
+        assert served.post("/api/roi", {"roi": None}) == 200  # back to the whole frame
+        assert json.loads(config.read_text())["roi"] is None and json.loads(served.get("/state.json")[2])["roi"] is None
         assert served.post("/api/roi", {"roi": [10, 20, 200, 150]}) == 200
         assert json.loads(config.read_text())["roi"] == [10, 20, 200, 150]
+        # A refused POST (its body never read) must not spoil the next request on the same kept-alive connection.
+        import http.client
+
+        host, port = served.url.split("/")[2].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        for headers, body in (({"X-Token": "wrong"}, b'{"threshold": 0.3}'), ({"X-Token": served.token}, b"x" * 20000)):
+            conn.request("POST", "/api/settings", body=body, headers=headers)
+            assert conn.getresponse().read() and True
+            conn.request("GET", "/state.json")
+            answer = conn.getresponse()
+            assert answer.status == 200 and json.loads(answer.read())["size"] == [320, 240]
+        conn.close()
+        # Live pictures have slots of their own: as many as allowed, one more is refused, the page still answers.
+        from device.web.server import MAX_STREAMS
+
+        def watch():  # a stream closed a moment ago frees its slot within a third of a second
+            for _ in range(20):
+                try:
+                    return urllib.request.urlopen(served.url + "stream.mjpg", timeout=10)
+                except urllib.error.HTTPError:
+                    time.sleep(0.1)
+            raise AssertionError("no live picture slot came free")
+
+        streams = [watch() for _ in range(MAX_STREAMS)]
+        try:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(served.url + "stream.mjpg", timeout=10)
+            assert refused.value.code == 503
+            assert served.get("/state.json")[0] == 200 and served.post("/api/settings", {"threshold": 0.3}) == 200
+        finally:
+            for s in streams:
+                s.close()
     finally:
         served.kill()
 
@@ -290,6 +325,8 @@ def test_page_in_a_real_browser_sets_region_and_background_that_a_restart_uses(v
             browser.mouse("mousePressed", *bg)
             browser.mouse("mouseReleased", *bg)
             browser.wait("document.getElementById('msg').textContent !== ''")
+        served.kill()  # the device goes away: the page says so instead of showing the last state as now
+        browser.wait("!document.getElementById('gone').hidden && document.body.classList.contains('stale')")
     finally:
         browser.close()
         served.kill()

@@ -1,0 +1,47 @@
+"""The items the page lists and corrects (device/stockroom/items.py), without a run: today's counts follow a
+correction only for an item they counted, a correction to the label it has is no record, and item ids stay
+ASCII (they are file names, topics and URLs)."""
+
+import pytest
+
+from device.options import parse
+from device.stockroom.items import Items
+
+
+def placed(item_id, label):
+    return {"event": "placed", "id": item_id, "label": label, "confidence": 0.9, "time": "2026-12-05T10:00:00.000Z",
+            "top": [[label, 0.9]], "model": "abc"}
+
+
+def test_a_correction_moves_today_only_for_an_item_counted_today(tmp_path):
+    items = Items(None)
+    items.add(placed("a", "T-shirt/top"))
+    items.reset("pi", "2026-12-05T10:00:01.000Z")  # "a" was placed before the reset
+    items.add(placed("b", "Trouser"))
+    items.relabel("b", "T-shirt/top", "pi", "t")
+    assert items.today()["counts"] == {"T-shirt/top": 1}
+    record = items.relabel("a", "Sneaker", "pi", "t")  # not in today's counts: they stay as they are
+    assert record["was"] == "T-shirt/top" and record["label"] == "Sneaker"
+    assert items.today()["counts"] == {"T-shirt/top": 1}
+
+
+def test_a_correction_to_the_label_it_has_is_no_record_and_was_keeps_the_models_label(tmp_path):
+    items = Items(tmp_path)
+    (tmp_path / "Coat").mkdir()
+    (tmp_path / "Coat" / "a.jpg").write_bytes(b"jpeg")
+    items.add(placed("a", "Coat"))
+    assert items.relabel("a", "Coat", "pi", "t") is None
+    assert (tmp_path / "Coat" / "a.jpg").is_file() and items.today()["counts"] == {"Coat": 1}
+    items.relabel("a", "Shirt", "pi", "t")
+    items.relabel("a", "Dress", "pi", "t")  # a correction of a correction
+    listed = items.page()[0]
+    assert (listed["label"], listed["was"]) == ("Dress", "Coat")
+    assert (tmp_path / "Dress" / "a.jpg").is_file() and not (tmp_path / "Coat").exists()
+    assert items.today()["counts"] == {"Dress": 1}
+
+
+@pytest.mark.parametrize("device_id", ["café", "pi 1", "pi/1", "pi+1", "ｐｉ"])
+def test_a_device_id_that_is_not_plain_ascii_is_a_usage_error(device_id, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse(["--source", "x.mp4", "--events", "--device-id", device_id])
+    assert exit_.value.code == 2 and "ASCII letters" in capsys.readouterr().err
