@@ -8,6 +8,10 @@ screen, dump, window, page), and everything is closed, whatever ended the loop.
 
 from __future__ import annotations
 
+from device import hup
+
+hup.listen()  # first of all, before the imports below: a SIGHUP (systemctl reload) during start-up is no kill
+
 import functools
 import logging
 import os
@@ -26,15 +30,13 @@ class Interrupted(Exception):
 def main(argv=None) -> int:
     if sys.stderr is None:  # started with stderr closed: the one-line messages go nowhere, the run still runs
         sys.stderr = open(os.devnull, "w")
-    from device import reload
-
-    reload.listen()  # from the start: a SIGHUP (systemctl reload) during set-up is no kill
+    hup.listen()  # already at import; again for a caller that imported this module from another thread
     opts = parse(argv)
     logging.basicConfig(level=logging.INFO, format="classify-cam: %(message)s", stream=sys.stderr)
     stop = StopFlag()  # from the start: Ctrl-C or SIGTERM during set-up is a clean stop too
     try:
         if opts.install_model is not None or opts.rollback:
-            from device.bundle import command
+            from device.store import command
 
             return command(opts.install_model)
         if opts.doctor:
@@ -94,6 +96,8 @@ def run(opts: Options, stop: StopFlag) -> int:
     from device import sources
     from device.job import check_first_frame, open_log, serve, setup
 
+    if opts.store_problem:  # a damaged model store never stops a run (device/store.py): said, and the fallback
+        print(f"classify-cam: {opts.store_problem}", file=sys.stderr)
     try:
         job = setup(opts)
     except UsageError:

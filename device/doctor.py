@@ -41,6 +41,8 @@ def doctor(opts) -> int:
     print(f"/dev/video  {', '.join(sources.video_devices()) or 'none'}")
     from device import card
 
+    if opts.store_problem:  # a run says it and goes on with the fallback: so does the doctor
+        print(f"store       PROBLEM: {opts.store_problem}")
     try:  # the same checks classify-cam makes before its first frame: "ready" means it will run
         model = Model(opts.model, opts.labels, opts.threads, kernels=opts.kernels)
         threshold = card.unknown_threshold(opts.model)
@@ -57,7 +59,8 @@ def doctor(opts) -> int:
         print(f"  {kind:<9} {np.dtype(detail['dtype']).name} {[int(s) for s in detail['shape']]} scale {scale:.6g} "
               f"zero point {zero}")
     print(f"labels      {opts.labels}: {len(model.labels)} ({', '.join(model.labels)})")
-    calibrated = isinstance(card.read(opts.model.parent / "model_card.json").get("unknown"), dict)
+    unknown = card.read(opts.model.parent / "model_card.json").get("unknown")
+    calibrated = isinstance(unknown, dict) and "threshold" in unknown
     print(f"unknown     below {threshold:.2f} confidence ("
           + ("the model card's calibrated threshold)" if calibrated else "no calibrated threshold in a model card "
              "beside the model: the 0.5 default; give --threshold)"))
@@ -74,7 +77,8 @@ def doctor(opts) -> int:
         return 2
     waiting = [what for what, fine in (("the source", source_fine), ("the broker", broker_check(opts))) if not fine]
     print("status      " + (f"NOT READY: the model runs here, but {' and '.join(waiting)} cannot be used yet (above)"
-                            if waiting else "OK: ready to classify"))
+                            if waiting else "OK: ready to classify")
+          + ("; the model store needs mending (above)" if opts.store_problem else ""))
     sys.stdout.flush()
     return 1 if waiting else 0
 

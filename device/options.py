@@ -24,7 +24,8 @@ class Options:
     max_frames: int | None = None
     # model
     model: Path = Path()  # the parser fills in the installed bundle's int8 model, else the shipped one
-    model_from: str = "given"  # "given" (--model), "installed" (device/bundle.py's store) or "shipped"
+    model_from: str = "given"  # "given" (--model), "installed" (device/store.py's store) or "shipped"
+    store_problem: str = ""  # the model store is damaged: what the run uses instead (one line on stderr)
     labels: Path = Path()  # the parser fills in labels.txt beside the model, else the shipped one
     threshold: float | None = None  # None: the model card's calibrated one
     top_k: int = 3
@@ -108,6 +109,15 @@ def _probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
+
+
+class Once(argparse.Action):
+    """A flag that names one thing: given twice it is refused, never the last one silently taken."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} given twice: give one")
+        setattr(namespace, self.dest, value)
 
 
 def build_parser() -> OneLineParser:
@@ -204,7 +214,7 @@ def build_parser() -> OneLineParser:
     g.add_argument("--doctor", action="store_true",
                    help="check the runtime, model, labels and cameras, print what was found, and exit")
     g = p.add_argument_group("model bundles (the four files of models/, as fashion-adapt writes them)")
-    g.add_argument("--install-model", type=_path, metavar="DIR",
+    g.add_argument("--install-model", type=_path, metavar="DIR", action=Once,
                    help="check the bundle in DIR (files, sha256s, the ten labels, the int8 input, the arithmetic "
                    "on this CPU) and make it this device's model, keeping the previous; a running classify-cam "
                    "switches to it on SIGHUP (systemctl reload classify-cam). The store: $CLASSIFY_CAM_MODELS, else "
@@ -254,12 +264,9 @@ def parse(argv=None) -> Options:
                 "level and names the item photos)")
     ns["model_from"] = "given"
     if ns["model"] is None:
-        from device.bundle import BundleError, default_model
+        from device.store import default_model
 
-        try:
-            ns["model"], ns["model_from"] = default_model()
-        except BundleError as exc:
-            p.error(str(exc))
+        ns["model"], ns["model_from"], ns["store_problem"] = default_model()  # a damaged store: a fallback, said
     if ns["labels"] is None:
         import models
 

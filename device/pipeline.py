@@ -105,6 +105,7 @@ class Labeller:
             top=[[labels[c.id], round(c.score, 4)] for c in top],
             ms={"capture": round(frame.capture_ms, 3), "preprocess": round((t1 - t0) * 1000, 3),
                 "infer": round((t2 - t1) * 1000, 3)},
+            model=self.model.id,  # a switch on SIGHUP shows in the record
         )
         if self.settings.raw:
             record["raw"] = self.model.raw_output()
