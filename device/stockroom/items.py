@@ -9,6 +9,7 @@ so the tally moves the item from `was` to `label`. A correction of a correction 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter, OrderedDict
@@ -19,6 +20,7 @@ from device.spec import CLASS_NAMES, UNKNOWN, folder_name
 
 LABELS = (*CLASS_NAMES, UNKNOWN)
 KEEP = 2000  # items remembered for the page; older ones drop off the list (their photos stay on disk)
+TAIL = 4_000_000  # bytes of the --output log read back at a start: about 2,000 items' events
 
 
 class Items:
@@ -60,6 +62,42 @@ class Items:
         elif event["event"] == "removed" and event["id"] in self.items:
             self.items[event["id"]]["dwell_s"] = event["dwell_s"]
 
+    def replay(self, log: Path, device: str) -> int:
+        """The items an earlier run left in the --output log (this device's, in the log's last TAIL bytes): after a
+        restart the page still lists and corrects them, and today's counts go on from midnight or the last reset.
+        Nothing is written or published again: the record holds these events already. Returns the items listed."""
+        try:
+            with open(log, "rb") as f:
+                start = max(f.seek(0, os.SEEK_END) - TAIL, 0)
+                f.seek(start)
+                lines = f.read().splitlines()[1 if start else 0:]  # from the middle of a line: not that line
+        except OSError:
+            return 0
+        cut = datetime.combine(date.today(), datetime.min.time()).timestamp()  # today's counts start here
+        for line in lines:
+            try:
+                event = json.loads(line)
+                if not isinstance(event, dict) or event.get("device") != device:
+                    continue
+                kind, when = event["event"], datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+                if kind == "reset" and when >= cut:
+                    self.counts, self.counted, cut = Counter(), set(), when
+                elif kind in ("placed", "removed"):
+                    self.add(event)
+                    if kind == "placed":
+                        self.items[event["id"]]["earlier"] = True  # a run before this one placed it
+                    if kind == "placed" and when < cut:  # listed, not one of today's
+                        self.counts[event["label"]] -= 1
+                        self.counts = +self.counts
+                        self.counted.discard(event["id"])
+                elif kind == "relabelled" and event["id"] in self.items:
+                    self.relabel(event["id"], event["label"], device, event["time"], move=False)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a line of another kind or an unreadable one: not the page's business
+        if self.items:
+            self.since = cut
+        return len(self.items)
+
     def page(self, offset: int = 0, limit: int = 50) -> list[dict]:
         newest = list(reversed(self.items.values()))[offset: offset + limit]
         return [{**item, "photo": f"/items/{item['id']}.jpg" if self.photo(item["id"]) else None} for item in newest]
@@ -73,7 +111,7 @@ class Items:
         path = self.save_items / folder_name(label) / f"{item_id}.jpg"
         return path if path.is_file() else None
 
-    def relabel(self, item_id: str, label: str, device: str, now: str) -> dict | None:
+    def relabel(self, item_id: str, label: str, device: str, now: str, move: bool = True) -> dict | None:
         """The `relabelled` record for a correction, the photo moved with it; None when the item already has that
         label (nothing to record); KeyError for an item not listed, ValueError for a label that is not one of the
         ten classes or `unknown`."""
@@ -83,7 +121,7 @@ class Items:
         was = item["label"]
         if label == was:
             return None
-        photo = self.photo(item_id, was)
+        photo = self.photo(item_id, was) if move else None  # a replayed correction: its photo moved then
         if photo is not None:
             target = self.save_items / folder_name(label)
             made = not target.exists()
@@ -94,7 +132,7 @@ class Items:
                 if made:
                     remove_if_empty(target)
                 raise
-        if self.save_items:
+        if self.save_items and move:
             remove_if_empty(self.save_items / folder_name(was))  # an empty label folder stops fashion-train
         item["label"], item["was"] = label, item.get("was", was)  # "was": what the model said first
         self.today()  # a new day starts from zero

@@ -102,7 +102,8 @@ class StockroomStep:
         if record is None:  # it has that label already: nothing happened, nothing to record
             return None
         self.corrected += 1
-        for counts in (self.tracker.tally, self.placed):
+        earlier = self.items.items[item_id].get("earlier")  # placed by a run before this one: not in this summary
+        for counts in (self.tracker.tally,) if earlier else (self.tracker.tally, self.placed):
             counts[record["was"]] -= 1
             counts[label] += 1
             if counts[record["was"]] <= 0:

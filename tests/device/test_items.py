@@ -45,3 +45,39 @@ def test_a_device_id_that_is_not_plain_ascii_is_a_usage_error(device_id, capsys)
     with pytest.raises(SystemExit) as exit_:
         parse(["--source", "x.mp4", "--events", "--device-id", device_id])
     assert exit_.value.code == 2 and "ASCII letters" in capsys.readouterr().err
+
+
+def test_a_restart_lists_the_earlier_items_from_the_record_and_today_goes_on(tmp_path):
+    """The --output log is the record: a new run lists this device's items from it (correctable again), today's
+    counts are today's placed items since the last reset, and nothing else in the log disturbs it."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    yesterday = (now - timedelta(days=1)).isoformat()
+    midnight = datetime.combine(now.astimezone().date(), datetime.min.time()).astimezone()
+    start = max(now - timedelta(seconds=60), midnight + timedelta(seconds=1))  # today, even just after midnight
+    t = lambda k: (start + timedelta(seconds=k)).isoformat()  # noqa: E731
+    log = tmp_path / "e.jsonl"
+    lines = [{**placed("old", "Coat"), "device": "pi", "time": yesterday},
+             {**placed("a", "Shirt"), "device": "pi", "time": t(1)},
+             {"event": "removed", "id": "a", "device": "pi", "time": t(2), "dwell_s": 1.0},
+             {"event": "reset", "id": "pi-reset-1", "device": "pi", "time": t(3), "counts": {"Shirt": 1}},
+             {**placed("b", "Bag"), "device": "pi", "time": t(4)},
+             {"event": "relabelled", "id": "b", "device": "pi", "time": t(5), "label": "Sandal", "was": "Bag"},
+             {**placed("x", "Dress"), "device": "another", "time": t(6)}]
+    log.write_text("".join(json.dumps(e) + "\n" for e in lines) + '{"event": "placed", "id": "half')
+    items = Items(tmp_path / "items")
+    assert items.replay(log, "pi") == 3
+    assert [(i["id"], i["label"], i["earlier"]) for i in items.page()] == \
+        [("b", "Sandal", True), ("a", "Shirt", True), ("old", "Coat", True)]
+    assert items.page()[1]["dwell_s"] == 1.0 and items.page()[0]["was"] == "Bag"
+    today = items.today()
+    assert today["counts"] == {"Sandal": 1}  # after the reset; yesterday's coat is listed, not counted
+    assert abs(today["since"] - (start + timedelta(seconds=3)).timestamp()) < 0.01  # the reset's time
+    assert items.relabel("old", "Shirt", "pi", "t")["was"] == "Coat" and items.today()["counts"] == {"Sandal": 1}
+    assert Items(None).replay(tmp_path / "none.jsonl", "pi") == 0  # no record yet: nothing, no error
+    log.write_text("".join(json.dumps(e) + "\n" for e in lines[:2]))  # no reset today: from midnight
+    items = Items(None)
+    assert items.replay(log, "pi") == 2 and items.today()["counts"] == {"Shirt": 1}
+    assert datetime.fromtimestamp(items.today()["since"]).time().isoformat() == "00:00:00"
