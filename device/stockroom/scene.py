@@ -24,6 +24,8 @@ NOISE_K = 4.0  # a difference counts beyond this many times the table's median n
 MIN_DIST = 6.0  # ... and never below this colour distance
 START_NOISE = 2.5  # the median noise assumed until the table has been seen (a given --background)
 FOLLOW = 0.1  # share of an empty, still frame blended into the table picture where it matches it
+QUIET = 0.01  # share of the table: a part of the table's colour smaller than this is healed (light) ...
+LIGHT = 0.35  # ... a larger one only where the table around it changed too (by this share of its change): light
 OPEN = np.ones((3, 3), np.uint8)
 RING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 
@@ -43,17 +45,18 @@ def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt((d * d).sum(axis=2) * (3.0 / a.shape[2]))
 
 
-def unlike_around(image: np.ndarray, part: np.ndarray, ring: np.ndarray, rng, k: int = 12) -> float:
-    """How unlike the table around it a part of the picture is: the median, over (a sample of) its pixels, of
+def spread(n: int, most: int) -> np.ndarray:
+    """At most `most` indices spread evenly over n: a fixed sample, the same verdict on the same picture."""
+    return np.arange(n) if n <= most else np.linspace(0, n - 1, most).astype(int)
+
+
+def unlike_around(image: np.ndarray, part: np.ndarray, ring: np.ndarray, k: int = 12) -> float:
+    """How unlike the table around it a part of the picture is: the median, over (an even sample of) its pixels, of
     the colour distance to the nearest in colour of the k ring pixels nearest in place (a local palette:
     light falling off across the table and a cloth's pattern are the table, a garment's colours are not)."""
     (py, px), (ry, rx) = np.nonzero(part), np.nonzero(ring)
-    if len(py) > 400:
-        i = rng.choice(len(py), 400, replace=False)
-        py, px = py[i], px[i]
-    if len(ry) > 300:
-        i = rng.choice(len(ry), 300, replace=False)
-        ry, rx = ry[i], rx[i]
+    i, j = spread(len(py), 400), spread(len(ry), 300)
+    py, px, ry, rx = py[i], px[i], ry[j], rx[j]
     near = np.argsort((py[:, None] - ry[None, :]) ** 2 + (px[:, None] - rx[None, :]) ** 2, axis=1)[:, :k]
     d = image[py, px][:, None, :] - image[ry, rx][near]  # (n, k, c)
     return float(np.median(np.sqrt((d * d).sum(axis=2).min(axis=1) * (3.0 / image.shape[2]))))
@@ -65,7 +68,6 @@ class Table:
     def __init__(self, picture: np.ndarray, noise: float | None = None):
         self.picture = picture.astype(np.float32)
         self.noise = START_NOISE if noise is None else max(noise, 0.5)
-        self.rng = np.random.default_rng(0)
 
     @classmethod
     def learnt(cls, smalls: list[np.ndarray]) -> "Table":
@@ -114,21 +116,24 @@ class Table:
         """The parts of the mask where the live frame has the colours of the table around them: no thing on the
         table, but a hole in the table picture (a ghost: the picture there does not look like the table, a
         garment lay there when it was learnt) or the table lit otherwise than when it was learnt (a corner
-        that light turned white). Returns (their mask, whether one of them is a ghost)."""
+        that light turned white: the table around it changed too, or it is small). A part of the table's
+        colour with a sharp outline (a white shirt on a white table) is a garment: placed, not healed.
+        Returns (their mask, whether one of them is a ghost)."""
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         out, ghost = np.zeros_like(mask), False
         thr = self.threshold
         for i in range(1, count):
             part = labels == i
             ring = cv2.dilate(part.astype(np.uint8), RING, iterations=2).astype(bool) & ~mask
-            if ring.sum() < 20:
+            if ring.sum() < 20 or unlike_around(evened, part, ring) > thr:
                 continue
-            now = unlike_around(evened, part, ring, self.rng)
-            if now <= thr:
+            apart = float(np.median(distance(evened[part][:, None], self.picture[part][:, None])))
+            this = apart > 3 * thr and unlike_around(self.picture, part, ring) > max(2 * thr, 2 * unlike_around(
+                evened, part, ring))
+            around = float(np.median(distance(evened[ring][:, None], self.picture[ring][:, None])))
+            if this or part.mean() < QUIET or around > LIGHT * apart:
                 out |= part
-                apart = float(np.median(distance(evened[part][:, None], self.picture[part][:, None])))
-                ghost = ghost or (apart > 3 * thr and unlike_around(self.picture, part, ring, self.rng) > max(2 * thr,
-                                                                                                     2 * now))
+                ghost = ghost or this
         return out, ghost
 
     def heal(self, evened: np.ndarray, where: np.ndarray) -> None:

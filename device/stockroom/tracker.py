@@ -42,7 +42,9 @@ log = logging.getLogger("classify-cam")
 LEARN_S = 0.5  # seconds of the empty scene that make the background, without --background
 MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread); the sharpest makes its picture
 KEEP_FRAMES = 16  # still frames kept while waiting for the settle (thinned evenly beyond this)
-EDGE_WAIT = 2.0  # seconds more a still scene waits while something reaches in from the table's edge
+HEAL_SAY = 0.05  # share of the table: healing more than this as light is said
+EDGE_MAX = 60.0  # seconds a still scene waits while something reaches in from the table's edge (a hand): only
+# a thing lying across the region's edge that long is placed
 
 
 @dataclass
@@ -154,8 +156,8 @@ class Tracker:
                 return events + (self.end_item(frame.t) if self.item else [])
             if self.item is not None and not self.is_another(evened, mask):
                 return events
-        if touching_edge(mask) and frame.t - self.still_since < s.settle + EDGE_WAIT:
-            return events  # something reaches in from the edge (a hand): wait for it to go
+        if touching_edge(mask) and frame.t - self.still_since < s.settle + EDGE_MAX:
+            return events  # something reaches in from the edge (a hand): nothing is placed until it has gone
         if self.item is not None:
             events += self.end_item(frame.t)
         return events + [self.place(frame, evened, mask)]
@@ -183,8 +185,11 @@ class Tracker:
         (the picture held something that has gone) is said, and when it is a garment that lay on the table
         from this run's first frames, counted: placed when the table was learnt, removed now."""
         self.table.heal(evened, where)
-        if not ghost:
-            return []  # the table lit otherwise: nothing to say
+        if not ghost:  # the table lit otherwise: said when it is a large part of the table
+            if where.mean() > HEAL_SAY:
+                log.warning("warning: %.0f%% of the table looked like the table lit otherwise: its picture healed "
+                            "there (nothing placed)", 100 * where.mean())
+            return []
         self.healed += 1
         start = self.learnt_t is not None and self.items == 0 and self.healed == 1
         log.warning("warning: the table picture held %s that has now gone: re-learnt from the empty table%s",
