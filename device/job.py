@@ -195,7 +195,8 @@ def make_step(job: Job):
 def check_first_frame(job: Job, image) -> Job:
     """The region and the background against the first frame: a region that reaches outside the frame, or a
     background of another shape, is a set-up error; a background of the same shape at another size is
-    resized to the frame's (a still taken at a higher resolution with the same camera)."""
+    resized to the frame's (a still taken at a higher resolution with the same camera), and given the frame's
+    channels."""
     import cv2
 
     settings = job.settings
@@ -206,6 +207,11 @@ def check_first_frame(job: Job, image) -> Job:
             where = f"the region saved in {job.opts.config}" if "roi" in job.from_config else "--roi"
             raise UsageError(f"{where} {x},{y},{rw},{rh} reaches outside the {w}x{h} frame of {job.source.name}")
     background = settings.background
+    if background is not None:  # a grey picture of the table for a colour camera (or the other way round)
+        from device.stockroom.scene import channels_of
+
+        background = channels_of(background, image)
+        settings = replace(settings, background=background)
     if background is not None and background.shape[:2] != (h, w):
         bh, bw = background.shape[:2]
         if abs(bw / bh - w / h) > 0.01:

@@ -39,6 +39,21 @@ def small_copy(image: np.ndarray, roi=None) -> np.ndarray:
     return small[..., None] if small.ndim == 2 else small
 
 
+def channels_of(image: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """`image` with the channels of `like` (grey, RGB, RGBA): a grey picture of the table for a colour camera,
+    or the other way round, is the same table."""
+    want = 1 if like.ndim == 2 else like.shape[2]
+    have = 1 if image.ndim == 2 else image.shape[2]
+    if have == want:
+        return image
+    grey = image if have == 1 else cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+    grey = grey.reshape(grey.shape[:2])
+    if want == 1:
+        return grey if like.ndim == 2 else grey[..., None]
+    colour = image[..., :3] if have >= 3 else np.repeat(grey[..., None], 3, axis=2)
+    return colour if want == 3 else np.concatenate([colour, np.full(colour.shape[:2] + (1,), 255, colour.dtype)], 2)
+
+
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Colour distance per pixel of two (h, w, c) pictures; grey pictures count a level as much as colour does."""
     d = a - b

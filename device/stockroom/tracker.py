@@ -36,7 +36,7 @@ from device.pipeline import iso
 from device.preprocess import prepare
 from device.spec import UNKNOWN
 from device.stockroom.picture import item_inputs, sharpness  # noqa: F401 (sharpness: the tools use it from here)
-from device.stockroom.scene import MIN_DIST, Table, distance, small_copy, touching_edge
+from device.stockroom.scene import MIN_DIST, Table, channels_of, distance, small_copy, touching_edge
 
 log = logging.getLogger("classify-cam")
 LEARN_S = 0.5  # seconds of the empty scene that make the background, without --background
@@ -115,6 +115,8 @@ class Tracker:
 
     # -- one frame --------------------------------------------------------------------------------
     def feed(self, frame) -> list[dict]:
+        if self.background is not None and channels_of(self.background, frame.image) is not self.background:
+            self.apply(background=channels_of(self.background, frame.image))  # a grey table for a colour camera
         small = small_copy(frame.image, self.roi)
         if self.table is None:
             return self.learn(frame, small)

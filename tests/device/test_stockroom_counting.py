@@ -236,3 +236,14 @@ def test_a_white_garment_on_a_white_table_is_placed_not_healed_and_the_same_each
     assert [e["event"] for e in first] == ["placed", "removed"], first
     assert [{k: e.get(k) for k in ("event", "label", "confidence")} for e in feed(path)[0]] == \
         [{k: e.get(k) for k in ("event", "label", "confidence")} for e in first]
+
+
+def test_a_grey_picture_of_the_table_serves_a_colour_camera(fmnist, tmp_path):
+    from tools.real_stockroom import Scene
+
+    g = sprite(fmnist, 15, (150, 40, 40), x=50, y=25)
+    shots = frames(1.0, []) + [[g[:2] + p] for p in slide((-72, 25), (50, 25), 0.6)] + frames(2.0, [g])
+    shots += [[g[:2] + p] for p in slide((50, 25), (165, 25), 0.6)] + frames(1.0, [])
+    grey = cv2.cvtColor(Scene("grey", SIZE, 3, FPS).frame([]), cv2.COLOR_BGR2GRAY)
+    events, _ = feed(film(tmp_path / "v.avi", "grey", shots), background=grey)
+    assert [e["event"] for e in events] == ["placed", "removed"], events
