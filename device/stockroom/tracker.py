@@ -42,6 +42,7 @@ log = logging.getLogger("classify-cam")
 LEARN_S = 0.5  # seconds of the empty scene that make the background, without --background
 MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread); the sharpest makes its picture
 KEEP_FRAMES = 16  # still frames kept while waiting for the settle (thinned evenly beyond this)
+SAME_OVERLAP = 0.7  # the item's outline shifted onto what lies there now covers this share of both: moved, not new
 HEAL_SAY = 0.05  # share of the table: healing more than this as light is said
 EDGE_MAX = 60.0  # seconds a still scene waits while something reaches in from the table's edge (a hand): only
 # a thing lying across the region's edge that long is placed
@@ -161,6 +162,9 @@ class Tracker:
         if touching_edge(mask) and frame.t - self.still_since < s.settle + EDGE_MAX:
             return events  # something reaches in from the edge (a hand): nothing is placed until it has gone
         if self.item is not None:
+            if self.moved(evened, mask):  # straightened or nudged: the same garment, its new picture kept
+                self.item.look, self.item.mask, self.still = evened, mask, self.still[-1:]
+                return events
             events += self.end_item(frame.t)
         return events + [self.place(frame, evened, mask)]
 
@@ -210,6 +214,18 @@ class Tracker:
         if not outline.any():
             return False
         return float((self.table.changed_map(evened, self.item.look)[outline]).mean()) > self.settings.changed
+
+    def moved(self, evened: np.ndarray, mask: np.ndarray) -> bool:
+        """Is what lies there now the item, moved (its outline, shifted onto the new one, covers it; the same
+        colours)? A garment straightened or nudged is no new item; another garment is."""
+        was, look = self.item.mask, self.item.look
+        if not mask.any() or not was.any():
+            return False
+        (y0, x0), (y1, x1) = np.argwhere(was).mean(axis=0), np.argwhere(mask).mean(axis=0)
+        shifted = np.roll(was, (round(y1 - y0), round(x1 - x0)), axis=(0, 1))
+        overlap = (shifted & mask).sum() / max(1, (shifted | mask).sum())
+        colours = distance(np.median(evened[mask], axis=0)[None, None], np.median(look[was], axis=0)[None, None])
+        return overlap > SAME_OVERLAP and float(colours[0, 0]) < 2 * self.table.threshold
 
     # -- events ---------------------------------------------------------------------------------
     def place(self, frame, evened: np.ndarray, mask: np.ndarray) -> dict:

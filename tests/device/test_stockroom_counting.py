@@ -247,3 +247,14 @@ def test_a_grey_picture_of_the_table_serves_a_colour_camera(fmnist, tmp_path):
     grey = cv2.cvtColor(Scene("grey", SIZE, 3, FPS).frame([]), cv2.COLOR_BGR2GRAY)
     events, _ = feed(film(tmp_path / "v.avi", "grey", shots), background=grey)
     assert [e["event"] for e in events] == ["placed", "removed"], events
+
+
+def test_a_garment_nudged_or_straightened_stays_one_item(fmnist, tmp_path):
+    # Laid down, then pushed 12 px to the side a while later (no hand), and left again: one item. A different
+    # garment replacing one is still two (test_stockroom.py's swap).
+    g = sprite(fmnist, 16, (40, 120, 60), x=40, y=25)
+    shots = frames(1.0, []) + [[g[:2] + p] for p in slide((-72, 25), (40, 25), 0.6)] + frames(2.0, [g])
+    shots += [[g[:2] + p] for p in slide((40, 25), (52, 28), 0.4)] + frames(2.0, [g[:2] + (52, 28)])
+    shots += [[g[:2] + p] for p in slide((52, 28), (165, 28), 0.6)] + frames(1.0, [])
+    events, _ = feed(film(tmp_path / "v.avi", "patterned", shots))
+    assert [e["event"] for e in events] == ["placed", "removed"], events
