@@ -85,6 +85,7 @@ class Tracker:
         self.learn_from = None
         self.previous = self.anchor = self.anchor_mask = None  # the frame before; the still spell's first
         self.still_since = None
+        self.last = None  # (t, small copy) of the frame before, as it came
         self.still = []  # (t, frame) while still and occupied
         self.item: Item | None = None
         self.items = 0
@@ -119,6 +120,12 @@ class Tracker:
         if self.background is not None and channels_of(self.background, frame.image) is not self.background:
             self.apply(background=channels_of(self.background, frame.image))  # a grey table for a colour camera
         small = small_copy(frame.image, self.roi)
+        frozen = self.last is not None and np.array_equal(small, self.last[1])  # a stalled stream repeats a frame
+        dt, self.last = (frame.t - self.last[0]) if self.last else 0.0, (frame.t, small)
+        if frozen:  # no evidence of stillness: the still (or learning) spell's clock stops
+            self.still_since = None if self.still_since is None else self.still_since + dt
+            self.learn_from = None if self.learn_from is None else self.learn_from + dt
+            return []
         if self.table is None:
             return self.learn(frame, small)
         if not self.table.fits(small):  # a source that changed its size: learn or take the table again

@@ -258,3 +258,21 @@ def test_a_garment_nudged_or_straightened_stays_one_item(fmnist, tmp_path):
     shots += [[g[:2] + p] for p in slide((52, 28), (165, 28), 0.6)] + frames(1.0, [])
     events, _ = feed(film(tmp_path / "v.avi", "patterned", shots))
     assert [e["event"] for e in events] == ["placed", "removed"], events
+
+
+def test_a_stalled_stream_is_no_still_time(fmnist, tmp_path):
+    # The stream freezes 1.5 s (one frame repeated) with the garment half slid in, then goes on: one item, placed
+    # once it lies where it stays.
+    g = sprite(fmnist, 17, (150, 40, 40), x=60, y=25)
+    path = [g[:2] + p for p in slide((-72, 25), (60, 25), 1.0)]
+    held = {}
+
+    def frozen(scene):
+        held.setdefault("image", scene.frame([path[5]]))
+        return held["image"]
+    shots = frames(1.0, []) + [[p] for p in path[:6]] + [frozen] * 12 + [[p] for p in path[6:]]
+    lies = len(shots) / FPS
+    shots += frames(2.0, [g]) + [[g[:2] + p] for p in slide((60, 25), (165, 25), 0.6)] + frames(1.0, [])
+    events, _ = feed(film(tmp_path / "v.avi", "grey", shots))
+    assert [e["event"] for e in events] == ["placed", "removed"], events
+    assert events[0]["s"] >= lies, (events, lies)
