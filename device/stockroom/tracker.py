@@ -170,7 +170,9 @@ class Tracker:
             return events  # something reaches in from the edge (a hand): nothing is placed until it has gone
         if self.item is not None:
             if self.moved(evened, mask):  # straightened or nudged: the same garment, its new picture kept
-                self.item.look, self.item.mask, self.still = evened, mask, self.still[-1:]
+                if self.unclipped(mask).all():  # (not one the exposure clipped)
+                    self.item.look, self.item.mask = evened, mask
+                self.still = self.still[-1:]
                 return events
             events += self.end_item(frame.t)
         return events + [self.place(frame, evened, mask)]
@@ -231,8 +233,14 @@ class Tracker:
         (y0, x0), (y1, x1) = np.argwhere(was).mean(axis=0), np.argwhere(mask).mean(axis=0)
         shifted = np.roll(was, (round(y1 - y0), round(x1 - x0)), axis=(0, 1))
         overlap = (shifted & mask).sum() / max(1, (shifted | mask).sum())
-        colours = distance(np.median(evened[mask], axis=0)[None, None], np.median(look[was], axis=0)[None, None])
-        return overlap > SAME_OVERLAP and float(colours[0, 0]) < 2 * self.table.threshold
+        kept = self.unclipped(mask)  # a channel the exposure clipped says nothing
+        a, b = np.median(evened[mask], axis=0)[kept], np.median(look[was], axis=0)[kept]
+        colours = float(np.sqrt(((a - b) ** 2).sum() * 3 / max(1, kept.sum())))
+        return overlap > SAME_OVERLAP and colours < 2 * self.table.threshold
+
+    def unclipped(self, mask: np.ndarray) -> np.ndarray:
+        """Per channel: does it hold the garment's colour (not clipped white by the exposure) in this frame?"""
+        return (self.last[1][mask] < 250).mean(axis=0) > 0.8
 
     # -- events ---------------------------------------------------------------------------------
     def place(self, frame, evened: np.ndarray, mask: np.ndarray) -> dict:

@@ -276,3 +276,15 @@ def test_a_stalled_stream_is_no_still_time(fmnist, tmp_path):
     events, _ = feed(film(tmp_path / "v.avi", "grey", shots))
     assert [e["event"] for e in events] == ["placed", "removed"], events
     assert events[0]["s"] >= lies, (events, lies)
+
+
+def test_an_exposure_jump_that_clips_a_garment_is_no_new_item(fmnist, tmp_path):
+    # A red garment lies there; the camera's exposure jumps 30% (its red clips at 255), then back: one item.
+    g = sprite(fmnist, 18, (225, 120, 100), x=50, y=25)
+
+    def bright(gain):
+        return lambda scene: np.clip(scene.frame([g]) * gain, 0, 255).astype(np.uint8)
+    shots = frames(1.0, []) + [[g[:2] + p] for p in slide((-72, 25), (50, 25), 0.6)] + frames(1.5, [g])
+    shots += [bright(1.3)] * 16 + frames(1.5, [g]) + [[g[:2] + p] for p in slide((50, 25), (165, 25), 0.6)]
+    events, _ = feed(film(tmp_path / "v.avi", "grey", shots + frames(1.0, [])))
+    assert [e["event"] for e in events] == ["placed", "removed"], events
