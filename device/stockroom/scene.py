@@ -131,8 +131,9 @@ class Table:
         """The parts of the mask where the live frame has the colours of the table around them: no thing on the
         table, but a hole in the table picture (a ghost: the picture there does not look like the table, a
         garment lay there when it was learnt) or the table lit otherwise than when it was learnt (a corner
-        that light turned white: the table around it changed too, or it is small). A part of the table's
-        colour with a sharp outline (a white shirt on a white table) is a garment: placed, not healed.
+        that light turned white: the table around it changed too, it is small, or it reaches the edge). A
+        part of the table's colour with a sharp outline inside the table (a white shirt on a white table)
+        is a garment: placed, not healed.
         Returns (their mask, whether one of them is a ghost)."""
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         out, ghost = np.zeros_like(mask), False
@@ -146,7 +147,7 @@ class Table:
             this = apart > 3 * thr and unlike_around(self.picture, part, ring) > max(2 * thr, 2 * unlike_around(
                 evened, part, ring))
             around = float(np.median(distance(evened[ring][:, None], self.picture[ring][:, None])))
-            if this or part.mean() < QUIET or around > LIGHT * apart:
+            if this or part.mean() < QUIET or around > LIGHT * apart or touching_edge(part):
                 out |= part
                 ghost = ghost or this
         return out, ghost

@@ -120,7 +120,8 @@ class Tracker:
         if self.background is not None and channels_of(self.background, frame.image) is not self.background:
             self.apply(background=channels_of(self.background, frame.image))  # a grey table for a colour camera
         small = small_copy(frame.image, self.roi)
-        frozen = self.last is not None and np.array_equal(small, self.last[1])  # a stalled stream repeats a frame
+        frozen = (self.last is not None and np.array_equal(small, self.last[1])  # a stalled stream repeats a frame
+                  and ((small > 5) & (small < 250)).mean() > 0.1)  # (a table clipped white repeats too: no stall)
         dt, self.last = (frame.t - self.last[0]) if self.last else 0.0, (frame.t, small)
         if frozen:  # no evidence of stillness: the still (or learning) spell's clock stops
             self.still_since = None if self.still_since is None else self.still_since + dt
