@@ -167,5 +167,7 @@ class StockroomStep:
             if p.problem and p.problem != "connecting":
                 queued += f"; the broker: {p.problem}"
         fixed = f", after {self.corrected} corrections on the page" if self.corrected else ""
-        return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}{fixed}), "
+        item = self.tracker.item
+        lying = f", item {item.number} ({item.label}) still on the table" if item is not None else ""
+        return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}{fixed}){lying}, "
                 f"{self.tracker.inferences} inferences{queued}")

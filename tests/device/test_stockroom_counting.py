@@ -288,3 +288,23 @@ def test_an_exposure_jump_that_clips_a_garment_is_no_new_item(fmnist, tmp_path):
     shots += [bright(1.3)] * 16 + frames(1.5, [g]) + [[g[:2] + p] for p in slide((50, 25), (165, 25), 0.6)]
     events, _ = feed(film(tmp_path / "v.avi", "grey", shots + frames(1.0, [])))
     assert [e["event"] for e in events] == ["placed", "removed"], events
+
+
+def test_a_video_that_ends_with_a_garment_on_the_table_says_so(fmnist, tmp_path):
+    from types import SimpleNamespace
+
+    import models
+
+    from device.model import Model
+    from device.sources import VideoCapture
+    from device.stockroom.step import StockroomStep
+
+    g = sprite(fmnist, 19, (40, 40, 160), x=50, y=25)
+    shots = frames(1.0, []) + [[g[:2] + p] for p in slide((-72, 25), (50, 25), 0.6)] + frames(1.5, [g])
+    settings = SimpleNamespace(threshold=0.0, top_k=3, roi=None, background=None)
+    step = StockroomStep(Model(models.INT8_MODEL, models.LABELS), settings, "t", 0.5)
+    source = VideoCapture(str(film(tmp_path / "v.avi", "grey", shots)), live=False, colour=True)
+    events = [e for i, frame in enumerate(source.frames()) for e, _ in step(frame, i)]
+    source.close()
+    assert [e["event"] for e in events] == ["placed"]
+    assert f"item 0 ({events[0]['label']}) still on the table" in step.summary()
