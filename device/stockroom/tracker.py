@@ -33,7 +33,6 @@ import numpy as np
 
 from device import classify
 from device.pipeline import iso
-from device.preprocess import prepare
 from device.spec import UNKNOWN
 from device.stockroom.picture import item_inputs, sharpness  # noqa: F401 (sharpness: the tools use it from here)
 from device.stockroom.scene import MIN_DIST, Table, channels_of, distance, small_copy, touching_edge
@@ -94,6 +93,7 @@ class Tracker:
         self.empty_frames = 0
         self.last_input = None
         self.photo = self.photo_input = None  # with keep_photo: the last placed item's (for --save-items)
+        self.first = []  # with learnt_t: the first still frames (those the table was learnt from)
         self.learnt_t = None  # when the table picture was learnt from this run's first frames (no --background)
         self.healed = 0  # times the table picture was found holding something that has gone, and healed
 
@@ -188,6 +188,8 @@ class Tracker:
         if frame.t - self.learn_from >= LEARN_S and len(self.learning) >= 3:
             self.table = Table.learnt([x for x, _ in self.learning])
             self.background = self.learning[len(self.learning) // 2][1]
+            step = max(1, -(-len(self.learning) // MAX_STILL_FRAMES))
+            self.first = [image for _, image in self.learning[::step]][:MAX_STILL_FRAMES]  # an item lying there
             self.learning, self.learnt_t = None, frame.t
         return []
 
@@ -212,11 +214,12 @@ class Tracker:
                     "a garment" if start else "something", " (it is counted as an item)" if start else "")
         if not start:
             return []
-        seen = prepare(self.background, self.roi, frame.image)
-        self.inferences += 1
+        inputs, best = item_inputs(self.first, where, self.roi)  # as any item: GrabCut over its still frames
+        self.inferences += len(inputs)
         if self.keep_photo:
-            self.photo, self.photo_input = self.background, seen
-        placed = self.event(frame, seen, self.model.scores(seen), evened, where, 1, self.learnt_t)
+            self.photo, self.photo_input = self.first[best], inputs[best]
+        scores = np.mean([self.model.scores(x) for x in inputs], axis=0)
+        placed = self.event(frame, inputs[best], scores, evened, where, len(inputs), self.learnt_t)
         return [placed] + self.end_item(frame.t)
 
     def is_another(self, evened: np.ndarray, mask: np.ndarray) -> bool:
