@@ -42,6 +42,7 @@ LEARN_S = 0.5  # seconds of the empty scene that make the background, without --
 MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread); the sharpest makes its picture
 KEEP_FRAMES = 16  # still frames kept while waiting for the settle (thinned evenly beyond this)
 SAME_OVERLAP = 0.7  # the item's outline shifted onto what lies there now covers this share of both: moved, not new
+RESTLESS_S = 10.0  # seconds without a still frame before a warning says so
 HEAL_SAY = 0.05  # share of the table: healing more than this as light is said
 EDGE_MAX = 60.0  # seconds a still scene waits while something reaches in from the table's edge (a hand): only
 # a thing lying across the region's edge that long is placed
@@ -94,6 +95,7 @@ class Tracker:
         self.last_input = None
         self.photo = self.photo_input = None  # with keep_photo: the last placed item's (for --save-items)
         self.first = []  # with learnt_t: the first still frames (those the table was learnt from)
+        self.started, self.said = None, False  # since when nothing held still; whether that was said
         self.learnt_t = None  # when the table picture was learnt from this run's first frames (no --background)
         self.healed = 0  # times the table picture was found holding something that has gone, and healed
 
@@ -142,7 +144,9 @@ class Tracker:
         self.previous = evened
         if moving or drifted:
             self.still_since, self.anchor, self.anchor_mask, self.still = None, evened, mask, []
+            self.restless(frame.t, "nothing can be placed")
             return []
+        self.started, self.said = frame.t, False
         if self.still_since is None:
             self.still_since, self.anchor, self.anchor_mask = frame.t, evened, mask
         occupied = mask.mean() > s.occupied
@@ -180,8 +184,12 @@ class Tracker:
 
     def learn(self, frame, small) -> list[dict]:
         """The first LEARN_S seconds of a still scene (no --background): the empty table. Motion starts again."""
+        self.started = frame.t if self.started is None else self.started
+        if self.learning:  # a change of light over the whole picture (flicker, exposure) evened out, as detection does
+            small = Table(self.learning[0][0]).even(small)
         if self.learning and (distance(small, self.learning[-1][0]) > 2 * MIN_DIST).mean() > self.settings.moving:
             self.learning, self.learn_from = [], None
+            self.restless(frame.t, "the empty table is not learnt yet")
             return []
         self.learn_from = frame.t if self.learn_from is None else self.learn_from
         self.learning.append((small, frame.image))
@@ -192,6 +200,14 @@ class Tracker:
             self.first = [image for _, image in self.learning[::step]][:MAX_STILL_FRAMES]  # an item lying there
             self.learning, self.learnt_t = None, frame.t
         return []
+
+    def restless(self, t: float, so: str) -> None:
+        """Said once when nothing has held still for RESTLESS_S seconds (flickering light, a shaking camera)."""
+        self.started = t if self.started is None else self.started
+        if t - self.started >= RESTLESS_S and not self.said:
+            self.said = True
+            log.warning("warning: the picture has not held still for %.0f s (flickering light? a moving camera?): %s",
+                        t - self.started, so)
 
     def keep(self, frame) -> None:
         self.still.append((frame.t, frame.image))

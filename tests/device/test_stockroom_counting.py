@@ -309,3 +309,24 @@ def test_a_video_that_ends_with_a_garment_on_the_table_says_so(fmnist, tmp_path)
     source.close()
     assert [e["event"] for e in events] == ["placed"]
     assert f"item 0 ({events[0]['label']}) still on the table" in step.summary()
+
+
+def lit(shots, gain):
+    """The shots under a light that changes frame to frame: gain(i) a number, or rows of numbers (bands)."""
+    def shot(sprites, g):
+        return lambda scene: np.clip(scene.frame(sprites) * g, 0, 255).astype(np.uint8)
+    return [shot(s, gain(i)) for i, s in enumerate(shots)]
+
+
+def test_a_flickering_light_is_learnt_through_or_said(fmnist, tmp_path, caplog):
+    # The whole picture flickers 8% frame to frame (mains light, a camera's exposure): the table is learnt all
+    # the same and the garment counted. Rolling bands that never let the picture hold still: said in one line.
+    g = sprite(fmnist, 20, (40, 40, 160), x=50, y=25)
+    shots = frames(1.5, []) + [[g[:2] + p] for p in slide((-72, 25), (50, 25), 0.6)] + frames(2.0, [g])
+    shots += [[g[:2] + p] for p in slide((50, 25), (165, 25), 0.6)] + frames(1.0, [])
+    events, _ = feed(film(tmp_path / "v.avi", "light-wood", lit(shots, lambda i: 1 + 0.08 * np.sin(2.2 * i))))
+    assert [e["event"] for e in events] == ["placed", "removed"], events
+    rows = np.arange(SIZE[1], dtype=np.float32)[:, None, None]
+    bands = lit(frames(11.0, []), lambda i: 1 + 0.06 * np.sin(2 * np.pi * (rows / 40 + 0.37 * i)))
+    assert feed(film(tmp_path / "b.avi", "grey", bands))[0] == []
+    assert "has not held still for 10 s" in caplog.text
