@@ -158,6 +158,11 @@ class Table:
         self.picture = np.where(grown, evened, self.picture).astype(np.float32)
 
 
+def grown(mask: np.ndarray, pixels: int = 2) -> np.ndarray:
+    """The mask grown by a few pixels all round (an item's blurred edge)."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)).astype(bool)
+
+
 def touching_edge(mask: np.ndarray, least: int = 12) -> bool:
     """Does a part of the mask (of at least `least` pixels) reach the picture's edge: something coming in or
     reaching in from outside the table, a hand or an arm?"""

@@ -167,7 +167,6 @@ class StockroomStep:
             if p.problem and p.problem != "connecting":
                 queued += f"; the broker: {p.problem}"
         fixed = f", after {self.corrected} corrections on the page" if self.corrected else ""
-        item = self.tracker.item
-        lying = f", item {item.number} ({item.label}) still on the table" if item is not None else ""
+        lying = "".join(f", item {item.number} ({item.label}) still on the table" for item in self.tracker.on)
         return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}{fixed}){lying}, "
                 f"{self.tracker.inferences} inferences{queued}")

@@ -34,14 +34,14 @@ import numpy as np
 from device import classify
 from device.pipeline import iso
 from device.spec import UNKNOWN
+from device.stockroom.lying import Item, changed, lies, moved, unclipped
 from device.stockroom.picture import item_inputs, sharpness  # noqa: F401 (sharpness: the tools use it from here)
-from device.stockroom.scene import MIN_DIST, Table, channels_of, distance, small_copy, touching_edge
+from device.stockroom.scene import MIN_DIST, Table, channels_of, distance, grown, small_copy, touching_edge
 
 log = logging.getLogger("classify-cam")
 LEARN_S = 0.5  # seconds of the empty scene that make the background, without --background
 MAX_STILL_FRAMES = 8  # still frames classified for one item (evenly spread); the sharpest makes its picture
 KEEP_FRAMES = 16  # still frames kept while waiting for the settle (thinned evenly beyond this)
-SAME_OVERLAP = 0.7  # the item's outline shifted onto what lies there now covers this share of both: moved, not new
 RESTLESS_S = 10.0  # seconds without a still frame before a warning says so
 HEAL_SAY = 0.05  # share of the table: healing more than this as light is said
 EDGE_MAX = 60.0  # seconds a still scene waits while something reaches in from the table's edge (a hand): only
@@ -54,16 +54,6 @@ class EventSettings:
     occupied: float = 0.004  # share of the table that must differ from the empty one for "something is there"
     moving: float = 0.004  # share of the picture that must change for "it moves"
     changed: float = 0.25  # share of the item's outline that must differ for "another item" after a swap
-
-
-@dataclass
-class Item:
-    number: int
-    id: str
-    placed_t: float
-    label: str
-    look: np.ndarray  # the small picture when it was placed (evened)
-    mask: np.ndarray  # where it differed from the empty table
 
 
 @dataclass
@@ -87,7 +77,7 @@ class Tracker:
         self.still_since = None
         self.last = None  # (t, small copy) of the frame before, as it came
         self.still = []  # (t, frame) while still and occupied
-        self.item: Item | None = None
+        self.on: list[Item] = []  # the items lying on the table, the last placed last
         self.items = 0
         self.tally = Counter()
         self.inferences = 0
@@ -98,6 +88,10 @@ class Tracker:
         self.started, self.said = None, False  # since when nothing held still; whether that was said
         self.learnt_t = None  # when the table picture was learnt from this run's first frames (no --background)
         self.healed = 0  # times the table picture was found holding something that has gone, and healed
+
+    @property
+    def item(self) -> Item | None:
+        return self.on[-1] if self.on else None
 
     @property
     def busy(self) -> bool:
@@ -154,11 +148,11 @@ class Tracker:
         if not occupied:
             self.still = []
             self.empty_frames += 1
-            return self.end_item(frame.t) if self.item else []
+            return self.end_items(frame.t)
         self.keep(frame)
         if frame.t - self.still_since < s.settle:
             return []
-        if self.item is not None and not self.is_another(evened, mask):
+        if self.item is not None and not changed(self.item, self.table, evened, mask, s.changed):
             self.still = self.still[-1:]
             return []
         events = []
@@ -168,18 +162,23 @@ class Tracker:
             mask = mask & ~table
             if mask.mean() <= s.occupied:
                 self.still = []
-                return events + (self.end_item(frame.t) if self.item else [])
-            if self.item is not None and not self.is_another(evened, mask):
+                return events + self.end_items(frame.t)
+            if self.item is not None and not changed(self.item, self.table, evened, mask, s.changed):
                 return events
         if touching_edge(mask) and frame.t - self.still_since < s.settle + EDGE_MAX:
             return events  # something reaches in from the edge (a hand): nothing is placed until it has gone
-        if self.item is not None:
-            if self.moved(evened, mask):  # straightened or nudged: the same garment, its new picture kept
-                if self.unclipped(mask).all():  # (not one the exposure clipped)
-                    self.item.look, self.item.mask = evened, mask
+        if len(self.on) == 1 and moved(self.item, evened, mask, self.last[1], self.table.threshold):
+            if unclipped(self.last[1], mask).all():  # straightened or nudged: the same garment, its picture kept
+                self.item.look, self.item.mask = evened, mask  # (not one the exposure clipped)
+            self.still = self.still[-1:]
+            return events
+        stay = [item for item in self.on if lies(item, self.table, evened, s.changed)]  # one laid beside another
+        events += self.end_items(frame.t, [item for item in self.on if item not in stay])
+        if stay:
+            mask = mask & ~grown(np.any([item.mask for item in stay], axis=0))
+            if mask.mean() <= s.occupied:
                 self.still = self.still[-1:]
                 return events
-            events += self.end_item(frame.t)
         return events + [self.place(frame, evened, mask)]
 
     def learn(self, frame, small) -> list[dict]:
@@ -236,31 +235,7 @@ class Tracker:
             self.photo, self.photo_input = self.first[best], inputs[best]
         scores = np.mean([self.model.scores(x) for x in inputs], axis=0)
         placed = self.event(frame, inputs[best], scores, evened, where, len(inputs), self.learnt_t)
-        return [placed] + self.end_item(frame.t)
-
-    def is_another(self, evened: np.ndarray, mask: np.ndarray) -> bool:
-        outline = mask | self.item.mask
-        if not outline.any():
-            return False
-        return float((self.table.changed_map(evened, self.item.look)[outline]).mean()) > self.settings.changed
-
-    def moved(self, evened: np.ndarray, mask: np.ndarray) -> bool:
-        """Is what lies there now the item, moved (its outline, shifted onto the new one, covers it; the same
-        colours)? A garment straightened or nudged is no new item; another garment is."""
-        was, look = self.item.mask, self.item.look
-        if not mask.any() or not was.any():
-            return False
-        (y0, x0), (y1, x1) = np.argwhere(was).mean(axis=0), np.argwhere(mask).mean(axis=0)
-        shifted = np.roll(was, (round(y1 - y0), round(x1 - x0)), axis=(0, 1))
-        overlap = (shifted & mask).sum() / max(1, (shifted | mask).sum())
-        kept = self.unclipped(mask)  # a channel the exposure clipped says nothing
-        a, b = np.median(evened[mask], axis=0)[kept], np.median(look[was], axis=0)[kept]
-        colours = float(np.sqrt(((a - b) ** 2).sum() * 3 / max(1, kept.sum())))
-        return overlap > SAME_OVERLAP and colours < 2 * self.table.threshold
-
-    def unclipped(self, mask: np.ndarray) -> np.ndarray:
-        """Per channel: does it hold the garment's colour (not clipped white by the exposure) in this frame?"""
-        return (self.last[1][mask] < 250).mean(axis=0) > 0.8
+        return [placed] + self.end_items(frame.t, [self.item])
 
     # -- events ---------------------------------------------------------------------------------
     def place(self, frame, evened: np.ndarray, mask: np.ndarray) -> dict:
@@ -281,16 +256,18 @@ class Tracker:
         label = labels[top[0].id] if top[0].score >= self.threshold else UNKNOWN
         number = self.items
         self.items += 1
-        self.item = Item(number, f"{self.device}-{compact(placed_t)}-{number}", placed_t, label, look, mask)
+        self.on.append(Item(number, f"{self.device}-{compact(placed_t)}-{number}", placed_t, label, look, mask))
         self.tally[label] += 1
         return {"event": "placed", "id": self.item.id, "item": number, "device": self.device, "source": frame.source,
                 "time": iso(placed_t), "label": label, "confidence": round(top[0].score, 4),
                 "top": [[labels[c.id], round(c.score, 4)] for c in top], "frames": frames, "model": self.model.id}
 
-    def end_item(self, t: float) -> list[dict]:
-        item, self.item = self.item, None
+    def end_items(self, t: float, items: list[Item] | None = None) -> list[dict]:
+        """`removed` records for these items (all on the table by default), the first placed first."""
+        items = list(self.on) if items is None else items
+        self.on = [item for item in self.on if item not in items]
         return [{"event": "removed", "id": item.id, "item": item.number, "device": self.device, "time": iso(t),
-                 "dwell_s": round(t - item.placed_t, 3)}]
+                 "dwell_s": round(t - item.placed_t, 3)} for item in items]
 
 
 def compact(t: float) -> str:

@@ -330,3 +330,17 @@ def test_a_flickering_light_is_learnt_through_or_said(fmnist, tmp_path, caplog):
     bands = lit(frames(11.0, []), lambda i: 1 + 0.06 * np.sin(2 * np.pi * (rows / 40 + 0.37 * i)))
     assert feed(film(tmp_path / "b.avi", "grey", bands))[0] == []
     assert "has not held still for 10 s" in caplog.text
+
+
+def test_a_garment_laid_beside_another_is_a_second_item(fmnist, tmp_path):
+    # A lies on the left; B is laid beside it, on the right, and taken again while A stays; then A is taken:
+    # A is never removed while it is there.
+    a, b = sprite(fmnist, 21, (40, 40, 160), x=8, y=30, height=60), sprite(fmnist, 22, (170, 60, 40), x=90, y=30,
+                                                                            height=60)
+    shots = frames(1.0, []) + [[a[:2] + p] for p in slide((-62, 30), (8, 30), 0.5)] + frames(1.5, [a])
+    shots += [[a, b[:2] + p] for p in slide((162, 30), (90, 30), 0.5)] + frames(1.5, [a, b])
+    shots += [[a, b[:2] + p] for p in slide((90, 30), (162, 30), 0.5)] + frames(1.5, [a])
+    shots += [[a[:2] + p] for p in slide((8, 30), (-62, 30), 0.5)] + frames(1.0, [])
+    events, _ = feed(film(tmp_path / "v.avi", "grey", shots))
+    assert [(e["event"], e["item"]) for e in events] == [("placed", 0), ("placed", 1), ("removed", 1),
+                                                          ("removed", 0)], events
