@@ -158,9 +158,9 @@ def loop(job, log, live, first: list, frames, stop: StopFlag) -> int:
     lock = threading.Lock()  # the record is written by the loop, and corrected from the page's threads
     if live and opts.events:
         live.broker = step.publisher.state if step.publisher else None
-        live.items = step.items
         if opts.output:  # the items of the runs before this one, from the record: listed and correctable again
-            step.items.replay(opts.output, opts.device_id)
+            step.items.replay(opts.output, opts.device_id)  # before the page sees the list: never half of it
+        live.items = step.items
         live.correct = functools.partial(from_page, lock, step, outputs, live, step.correct)
         live.reset = functools.partial(from_page, lock, step, outputs, live, step.reset_counts)
     reload = Reload(job)  # SIGHUP: the installed model, from the next frame or item boundary

@@ -50,13 +50,17 @@ class Items:
     def add(self, event: dict) -> None:
         """Follow the loop's events: a placed item is listed; its removal adds the dwell time."""
         if event["event"] == "placed":
+            item = {"id": event["id"], "label": event["label"], "confidence": event["confidence"], "time": event["time"],
+                    "model": event.get("model"), "top": event["top"], "dwell_s": None}
             self.today()
-            self.counts[event["label"]] += 1
-            self.counted.add(event["id"])
-            self.items[event["id"]] = {
-                "id": event["id"], "label": event["label"], "confidence": event["confidence"], "time": event["time"],
-                "model": event.get("model"), "top": event["top"], "dwell_s": None,
-                "photo": f"/items/{event['id']}.jpg" if self.photo(event["id"], event["label"]) else None}
+            old = self.items.pop(item["id"], None)  # the same id again (a video file run twice): the new one counts
+            if old is not None and item["id"] in self.counted:
+                self.counts[old["label"]] -= 1
+                self.counts = +self.counts
+            self.counts[item["label"]] += 1
+            self.counted.add(item["id"])
+            item["photo"] = f"/items/{item['id']}.jpg" if self.photo(item["id"], item["label"]) else None
+            self.items[item["id"]] = item
             while len(self.items) > KEEP:
                 self.items.popitem(last=False)
         elif event["event"] == "removed" and event["id"] in self.items:
@@ -73,29 +77,32 @@ class Items:
                 lines = f.read().splitlines()[1 if start else 0:]  # from the middle of a line: not that line
         except OSError:
             return 0
-        cut = datetime.combine(date.today(), datetime.min.time()).timestamp()  # today's counts start here
+        # Today's counts: this day's placed items after the day's last reset, in the log's order (an item's time is
+        # its source's clock, a video file's for one, so order, not time, says what came after a reset).
+        midnight = since = datetime.combine(date.today(), datetime.min.time()).timestamp()
         for line in lines:
             try:
                 event = json.loads(line)
                 if not isinstance(event, dict) or event.get("device") != device:
                     continue
                 kind, when = event["event"], datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
-                if kind == "reset" and when >= cut:
-                    self.counts, self.counted, cut = Counter(), set(), when
-                elif kind in ("placed", "removed"):
+                if kind == "reset" and midnight <= when <= time.time() + 60:  # a reset from the future is no reset
+                    self.counts, self.counted, since = Counter(), set(), when
+                elif kind == "placed" and whole(event):
                     self.add(event)
-                    if kind == "placed":
-                        self.items[event["id"]]["earlier"] = True  # a run before this one placed it
-                    if kind == "placed" and when < cut:  # listed, not one of today's
+                    self.items[event["id"]]["earlier"] = True  # a run before this one placed it
+                    if when < midnight:  # listed, not one of today's
                         self.counts[event["label"]] -= 1
                         self.counts = +self.counts
                         self.counted.discard(event["id"])
+                elif kind == "removed" and isinstance(event["dwell_s"], (int, float)):
+                    self.add(event)
                 elif kind == "relabelled" and event["id"] in self.items:
                     self.relabel(event["id"], event["label"], device, event["time"], move=False)
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line of another kind or an unreadable one: not the page's business
         if self.items:
-            self.since = cut
+            self.since = since
         return len(self.items)
 
     def page(self, offset: int = 0, limit: int = 50) -> list[dict]:
@@ -141,6 +148,12 @@ class Items:
             self.counts[label] += 1
             self.counts = +self.counts  # no label left at zero
         return {"event": "relabelled", "id": item_id, "device": device, "time": now, "label": label, "was": was}
+
+
+def whole(event: dict) -> bool:
+    """A placed record as the page needs it (a log line of another version or a damaged one is skipped whole)."""
+    return (isinstance(event.get("id"), str) and event.get("label") in LABELS and isinstance(event.get("top"), list)
+            and isinstance(event.get("confidence"), (int, float)) and not isinstance(event["confidence"], bool))
 
 
 def remove_if_empty(folder: Path) -> None:

@@ -101,13 +101,15 @@ class StockroomStep:
         record = self.items.relabel(item_id, label, self.device, now_iso())
         if record is None:  # it has that label already: nothing happened, nothing to record
             return None
-        self.corrected += 1
         earlier = self.items.items[item_id].get("earlier")  # placed by a run before this one: not in this summary
+        self.corrected += not earlier
         for counts in (self.tracker.tally,) if earlier else (self.tracker.tally, self.placed):
-            counts[record["was"]] -= 1
-            counts[label] += 1
-            if counts[record["was"]] <= 0:
-                del counts[record["was"]]
+            # An earlier run's item may never have been in this tally (that run had no broker, or another queue):
+            # a count that holds no such label is not moved, so a correction never makes the total grow.
+            if counts[record["was"]] > 0:
+                counts[record["was"]] -= 1
+                counts[label] += 1
+            counts -= Counter()  # no label left at zero (in place: the tally is shared)
         if self.publisher:
             self.publisher.publish(record, self.tracker.tally)
         return record
@@ -166,7 +168,8 @@ class StockroomStep:
                 queued += f", {len(p.unwritten)} of them only in memory, never on disk: LOST"
             if p.problem and p.problem != "connecting":
                 queued += f"; the broker: {p.problem}"
-        fixed = f", after {self.corrected} corrections on the page" if self.corrected else ""
+        fixed = f", after {self.corrected} correction{'s' if self.corrected > 1 else ''} on the page" \
+            if self.corrected else ""
         lying = "".join(f", item {item.number} ({item.label}) still on the table" for item in self.tracker.on)
         return (f"summary: {self.frames} frames, {sum(self.placed.values())} items placed ({counts}{fixed}){lying}, "
                 f"{self.tracker.inferences} inferences{queued}")

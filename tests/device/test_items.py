@@ -81,3 +81,53 @@ def test_a_restart_lists_the_earlier_items_from_the_record_and_today_goes_on(tmp
     items = Items(None)
     assert items.replay(log, "pi") == 2 and items.today()["counts"] == {"Shirt": 1}
     assert datetime.fromtimestamp(items.today()["since"]).time().isoformat() == "00:00:00"
+
+
+def test_the_same_id_again_replaces_the_first_and_counts_once():
+    items = Items(None)
+    items.add(placed("a", "Coat"))
+    items.add(placed("b", "Bag"))
+    items.add(placed("a", "Shirt"))  # a video file run again: its ids come from its clock
+    assert [(i["id"], i["label"]) for i in items.page()] == [("a", "Shirt"), ("b", "Bag")]
+    assert items.today()["counts"] == {"Shirt": 1, "Bag": 1}
+
+
+def test_replay_follows_the_log_order_skips_damaged_lines_and_a_reset_from_the_future(tmp_path):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    midnight = datetime.combine(now.astimezone().date(), datetime.min.time()).astimezone()
+    early = (midnight + timedelta(seconds=1)).isoformat()  # a video file's clock: earlier than the reset
+    lines = [{**placed("a", "Coat"), "device": "pi", "time": early},
+             {"event": "reset", "id": "r", "device": "pi", "time": now.isoformat(), "counts": {}},
+             {**placed("b", "Shirt"), "device": "pi", "time": early},  # after the reset in the log: counted
+             {**placed("c", "Jacket"), "device": "pi", "time": early},  # no such label: skipped whole
+             {**placed("d", "Coat"), "device": "pi", "time": early, "confidence": "x"},
+             {**placed(["e"], "Coat"), "device": "pi", "time": early},
+             {"event": "placed", "id": "f", "device": "pi", "time": early, "label": "Coat", "confidence": 0.5},
+             {"event": "reset", "id": "r2", "device": "pi", "time": (now + timedelta(days=1)).isoformat()}]
+    log = tmp_path / "e.jsonl"
+    log.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    items = Items(None)
+    assert items.replay(log, "pi") == 2
+    assert items.today()["counts"] == {"Shirt": 1} and items.today()["since"] <= now.timestamp() + 0.01
+
+
+def test_a_correction_never_makes_the_tally_grow():
+    """An earlier run's item may never have been in this run's tally (no broker then): nothing moves."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from device.stockroom.step import StockroomStep
+
+    items = Items(None)
+    items.add(placed("old", "Pullover"))
+    items.items["old"]["earlier"] = True
+    items.add(placed("new", "Bag"))
+    step = SimpleNamespace(items=items, device="pi", tracker=SimpleNamespace(tally=Counter({"Bag": 1})),
+                           placed=Counter({"Bag": 1}), corrected=0, publisher=None)
+    assert StockroomStep.correct(step, "old", "Coat")["was"] == "Pullover"
+    assert step.tracker.tally == Counter({"Bag": 1}) and step.corrected == 0  # not this run's correction
+    StockroomStep.correct(step, "new", "Coat")
+    assert step.tracker.tally == Counter({"Coat": 1}) == step.placed and step.corrected == 1

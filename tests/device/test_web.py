@@ -140,6 +140,15 @@ def test_http_paths_tokens_and_settings(video, tmp_path):
                     time.sleep(0.1)
             raise AssertionError("no live picture slot came free")
 
+        # A viewer that sends anything after asking for the stream gets it ended (never a busy wait on its bytes).
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+            raw.sendall(b"X")
+            deadline = time.monotonic() + 5
+            while raw.recv(65536) and time.monotonic() < deadline:
+                pass
+            assert time.monotonic() < deadline, "the stream went on after its viewer sent bytes"
         streams = [watch() for _ in range(MAX_STREAMS)]
         try:
             with pytest.raises(urllib.error.HTTPError) as refused:
