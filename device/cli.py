@@ -72,6 +72,7 @@ class StopFlag:
 
         self.event = Source.stop
         self.event.clear()
+        self._asked = False
         self._previous = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
@@ -83,7 +84,11 @@ class StopFlag:
     def _handle(self, signum, _frame):
         if self.event.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: the user means it
-        self.event.set()
+        # Event.set() takes a lock: a second signal arriving inside it would run this handler again in the same
+        # thread and wait on that lock for ever. Only the first signal sets it; the rest have nothing to add.
+        if not self._asked:
+            self._asked = True
+            self.event.set()
 
     def restore(self):
         for sig, handler in self._previous.items():

@@ -398,15 +398,23 @@ def test_a_burst_of_sighups_is_one_switch_and_sigterm_still_stops(tmp_path, env,
             for _ in range(200):
                 os.kill(proc.pid, signal.SIGHUP)
         assert wait_until(lambda: "switched model" in err.read_text(), 10), err.read_text()
-        proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
+        while proc.poll() is None and time.monotonic() < started + 5:  # SIGTERMs in a storm too: one clean stop
+            for _ in range(200):
+                try:
+                    os.kill(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    break
         proc.wait(timeout=5)
         assert time.monotonic() - started < 3
     finally:
         if proc.poll() is None:
             proc.kill()
     said = err.read_text()
-    assert proc.returncode == 0 and said.count("switched model") == 1 and "frames" in said.splitlines()[-1], said
+    # The summary is said, the record closed; a SIGTERM of the storm that lands after the handler is given back,
+    # at the very end, ends the process by the signal (which systemd, for SIGTERM, takes for a clean stop).
+    assert proc.returncode in (0, -signal.SIGTERM) and said.count("switched model") == 1 \
+        and "frames" in said.splitlines()[-1], said
     models_seen = [json.loads(line)["model"] for line in log.read_text().splitlines()]  # per-frame records name it
     assert models_seen[0] == ident(models.MODELS_DIR) and models_seen[-1] == ident(tmp_path / "a")
 
