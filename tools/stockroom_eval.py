@@ -109,7 +109,9 @@ def match(events: list[dict], truth: list[dict], t0: float, slack: float = 0.3) 
 
 def run_video(video: Path, truth, background: Path | None, model: Path, log: Path, extra: list[str]) -> dict:
     log.unlink(missing_ok=True)
-    cmd = [str(ROOT / ".venv" / "bin" / "classify-cam"), "--source", str(video), "--events", "--quiet", "--output",
+    from tools.page_bench import classify_cam  # the one beside this Python, as the other benchmarks run it
+
+    cmd = [classify_cam(), "--source", str(video), "--events", "--quiet", "--output",
            str(log), "--model", str(model), "--device-id", "eval", *extra]
     if background is not None:
         cmd += ["--background", str(background)]

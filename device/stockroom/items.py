@@ -51,20 +51,28 @@ class Items:
         """Follow the loop's events: a placed item is listed; its removal adds the dwell time."""
         if event["event"] == "placed":
             item = {"id": event["id"], "label": event["label"], "confidence": event["confidence"], "time": event["time"],
-                    "model": event.get("model"), "top": event["top"], "dwell_s": None}
+                    "model": event.get("model"), "top": event["top"], "dwell_s": None}  # its photo: page() looks
             self.today()
             old = self.items.pop(item["id"], None)  # the same id again (a video file run twice): the new one counts
-            if old is not None and item["id"] in self.counted:
-                self.counts[old["label"]] -= 1
-                self.counts = +self.counts
-            self.counts[item["label"]] += 1
-            self.counted.add(item["id"])
-            item["photo"] = f"/items/{item['id']}.jpg" if self.photo(item["id"], item["label"]) else None
+            if old is not None:
+                self.uncount(item["id"], old["label"])
+            self.count(item["id"], item["label"])
             self.items[item["id"]] = item
             while len(self.items) > KEEP:
                 self.items.popitem(last=False)
         elif event["event"] == "removed" and event["id"] in self.items:
             self.items[event["id"]]["dwell_s"] = event["dwell_s"]
+
+    def count(self, item_id: str, label: str) -> None:
+        self.counts[label] += 1
+        self.counted.add(item_id)
+
+    def uncount(self, item_id: str, label: str) -> None:
+        """Out of today's counts, if it was in them; no label is left at zero."""
+        if item_id in self.counted:
+            self.counted.discard(item_id)
+            self.counts[label] -= 1
+            self.counts = +self.counts
 
     def replay(self, log: Path, device: str) -> int:
         """The items an earlier run left in the --output log (this device's, in the log's last TAIL bytes): after a
@@ -92,9 +100,7 @@ class Items:
                     self.add(event)
                     self.items[event["id"]]["earlier"] = True  # a run before this one placed it
                     if when < midnight:  # listed, not one of today's
-                        self.counts[event["label"]] -= 1
-                        self.counts = +self.counts
-                        self.counted.discard(event["id"])
+                        self.uncount(event["id"], event["label"])
                 elif kind == "removed" and isinstance(event["dwell_s"], (int, float)):
                     self.add(event)
                 elif kind == "relabelled" and event["id"] in self.items:
@@ -144,9 +150,8 @@ class Items:
         item["label"], item["was"] = label, item.get("was", was)  # "was": what the model said first
         self.today()  # a new day starts from zero
         if item_id in self.counted:  # placed today, since the last reset: today's counts follow the correction
-            self.counts[was] -= 1
-            self.counts[label] += 1
-            self.counts = +self.counts  # no label left at zero
+            self.uncount(item_id, was)
+            self.count(item_id, label)
         return {"event": "relabelled", "id": item_id, "device": device, "time": now, "label": label, "was": was}
 
 

@@ -35,7 +35,7 @@ from device import classify
 from device.pipeline import iso
 from device.spec import UNKNOWN
 from device.stockroom.lying import Item, changed, lies, moved, unclipped
-from device.stockroom.picture import item_inputs, sharpness  # noqa: F401 (sharpness: the tools use it from here)
+from device.stockroom.picture import item_inputs
 from device.stockroom.scene import MIN_DIST, Table, channels_of, distance, grown, small_copy, touching_edge
 
 log = logging.getLogger("classify-cam")
